@@ -1,0 +1,3 @@
+export { buildApp, redactPaths } from "./app";
+export { type ApiConfig, loadApiConfig } from "./config";
+export { type ApiServer, startApi } from "./server";

@@ -1,0 +1,33 @@
+/**
+ * The API as its own process (production and docker-compose): needs DATABASE_URL.
+ * `npm start` runs API and worker together on the embedded default instead.
+ */
+import { createDatabase, runMigrations } from "@bosun/db";
+import { createJobs } from "@bosun/jobs";
+import { loadApiConfig } from "./config";
+import { startApi } from "./server";
+
+const url = process.env.DATABASE_URL;
+if (!url) {
+  console.error("DATABASE_URL is not set. Run `npm start` to use the embedded Postgres, or set DATABASE_URL.");
+  process.exit(2);
+}
+const config = loadApiConfig();
+await runMigrations(url);
+const database = createDatabase(url, { max: Number(process.env.BOSUN_DB_POOL ?? 10), applicationName: "bosun-api" });
+const jobs = createJobs({ connectionString: url, role: "producer" });
+await jobs.start();
+const api = await startApi({ database, jobs, config });
+
+let stopping = false;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.on(signal, async () => {
+    if (stopping) return;
+    stopping = true;
+    api.app.log.info({ signal }, "shutting down");
+    await api.close();
+    await jobs.stop();
+    await database.close();
+    process.exit(0);
+  });
+}

@@ -1,0 +1,30 @@
+/** The worker as its own process: needs DATABASE_URL. */
+import { createServices } from "@bosun/core";
+import { createDatabase, runMigrations } from "@bosun/db";
+import { createJobs } from "@bosun/jobs";
+import pino from "pino";
+import { startWorker } from "./worker";
+
+const url = process.env.DATABASE_URL;
+if (!url) {
+  console.error("DATABASE_URL is not set. Run `npm start` to use the embedded Postgres, or set DATABASE_URL.");
+  process.exit(2);
+}
+const logger = pino({ level: process.env.LOG_LEVEL ?? "info", name: "bosun-worker" });
+await runMigrations(url);
+const database = createDatabase(url, { max: 10, applicationName: "bosun-worker" });
+const jobs = createJobs({ connectionString: url, role: "worker" });
+const services = createServices({ database, jobs, secureCookies: false });
+const worker = await startWorker({ jobs, services, logger, concurrency: Number(process.env.BOSUN_WORKER_CONCURRENCY ?? 4) });
+
+let stopping = false;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.on(signal, async () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    await worker.stop();
+    await database.close();
+    process.exit(0);
+  });
+}

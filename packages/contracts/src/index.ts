@@ -1,0 +1,4 @@
+export * from "./agents";
+export * from "./common";
+export * from "./errors";
+export * from "./identity";

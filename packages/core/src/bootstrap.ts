@@ -1,0 +1,124 @@
+import { randomBytes } from "node:crypto";
+import type { AgentDescriptorInput } from "@bosun/contracts";
+import type { Database } from "@bosun/db";
+import type { Actor } from "./actor";
+import type { AgentService } from "./agents/service";
+import { isValidKeyFormat } from "./api-keys";
+import { AppError } from "./errors";
+import type { IdentityService } from "./identity";
+
+export interface BootstrapEnv {
+  BOSUN_INIT_API_KEY?: string | undefined;
+  BOSUN_INIT_ADMIN_EMAIL?: string | undefined;
+  BOSUN_INIT_ADMIN_PASSWORD?: string | undefined;
+  BOSUN_INIT_TENANT?: string | undefined;
+}
+
+export interface BootstrapResult {
+  created: boolean;
+  tenantId?: string;
+  email?: string;
+  password?: string;
+  apiKey?: string;
+  passwordGenerated?: boolean;
+}
+
+/** Agents the demo tenant starts with, on the offline scripted provider. */
+export const demoAgents: AgentDescriptorInput[] = [
+  {
+    apiVersion: "agent.os/v1",
+    kind: "Agent",
+    metadata: { name: "reconciliation-finance", owner: "finance-platform", description: "Reconciles invoices against the ledger" },
+    spec: {
+      model: { provider: "scripted", name: "scripted-small", pinned_revision: "2026-01-01" },
+      soul: "You are the finance team's reconciliation agent. You are careful, terse and never guess an amount.",
+      drives: [{ name: "ledger-accuracy", question: "Are all invoices reconciled within a day?", every: "1d" }],
+      memory: { type: "persistent", retention_days: 90, working_tokens: 2000 },
+      tools: ["mcp://gateway/ledger/read"],
+      domains: ["finance/*"],
+      schedule: { every: "15m" },
+      budgets: { calls_per_hour: 200, usd_per_day: 40, usd_per_invocation: 2 },
+      approval: { on_action_value_usd_gt: 1000 },
+    },
+  },
+  {
+    apiVersion: "agent.os/v1",
+    kind: "Agent",
+    metadata: { name: "support-triage", owner: "support-ops", description: "Sorts incoming tickets and drafts first replies" },
+    spec: {
+      model: { provider: "scripted", name: "scripted-small", pinned_revision: "2026-01-01" },
+      soul: "You triage support tickets: label them, find duplicates and draft a first reply for a human to send.",
+      domains: ["support/*"],
+      schedule: { every: "5m" },
+      budgets: { usd_per_day: 10 },
+    },
+  },
+  {
+    apiVersion: "agent.os/v1",
+    kind: "Agent",
+    metadata: { name: "release-notes", owner: "platform" },
+    spec: {
+      model: { provider: "scripted", name: "scripted-large", pinned_revision: "2026-01-01" },
+      soul: "You write release notes from merged changes, for users rather than engineers.",
+      domains: ["docs/releases/*"],
+    },
+  },
+];
+
+const BOOTSTRAP_LOCK = 4_242_002;
+
+/**
+ * First start: when the database has no tenant, create one with an owner, an admin key
+ * and demo agents, from `BOSUN_INIT_*` when set (headless initialisation) or generated.
+ * Later starts find a tenant and do nothing. An advisory lock keeps two processes that
+ * start together from both bootstrapping.
+ */
+export async function bootstrap(
+  deps: { database: Database; identity: IdentityService; agents: AgentService },
+  env: BootstrapEnv,
+  opts: { demoAgents?: boolean } = {},
+): Promise<BootstrapResult> {
+  if (env.BOSUN_INIT_API_KEY !== undefined && !isValidKeyFormat(env.BOSUN_INIT_API_KEY)) {
+    throw new AppError("VALIDATION", "BOSUN_INIT_API_KEY must be 'bsn_' followed by 32 to 200 letters, digits, '-' or '_'");
+  }
+  // A session-level lock held on one connection for the whole bootstrap: a second
+  // process starting at the same moment waits, then finds the tenant and does nothing.
+  const lockClient = await deps.database.pool.connect();
+  try {
+    await lockClient.query("SELECT pg_advisory_lock($1)", [BOOTSTRAP_LOCK]);
+    const { rows } = await lockClient.query<{ n: number }>("SELECT count(*)::int AS n FROM tenants");
+    if (rows[0]!.n > 0) return { created: false };
+    return await createFirstTenant(deps, env, opts);
+  } finally {
+    await lockClient.query("SELECT pg_advisory_unlock($1)", [BOOTSTRAP_LOCK]).catch(() => {});
+    lockClient.release();
+  }
+}
+
+async function createFirstTenant(
+  deps: { database: Database; identity: IdentityService; agents: AgentService },
+  env: BootstrapEnv,
+  opts: { demoAgents?: boolean },
+): Promise<BootstrapResult> {
+  const passwordGenerated = !env.BOSUN_INIT_ADMIN_PASSWORD;
+  const password = env.BOSUN_INIT_ADMIN_PASSWORD ?? randomBytes(12).toString("base64url");
+  const email = env.BOSUN_INIT_ADMIN_EMAIL ?? "admin@bosun.local";
+  const result = await deps.identity.signup({
+    tenant: { name: env.BOSUN_INIT_TENANT ?? "Demo", timeZone: "UTC" },
+    owner: { email, password, name: "Admin" },
+    apiKey: env.BOSUN_INIT_API_KEY,
+  });
+  if (opts.demoAgents !== false) {
+    const actor: Actor = {
+      type: "user",
+      id: result.user.id,
+      tenantId: result.tenant.id,
+      scopes: ["admin"],
+      role: "owner",
+      agentId: null,
+      keyId: null,
+    };
+    for (const d of demoAgents) await deps.agents.apply(actor, d.metadata.name, d);
+  }
+  return { created: true, tenantId: result.tenant.id, email, password, apiKey: result.apiKey.key!, passwordGenerated };
+}

@@ -1,0 +1,19 @@
+import type { Database } from "@bosun/db";
+import type { Jobs } from "@bosun/jobs";
+import { agentService } from "./agents/service";
+import { apiKeyService } from "./api-keys";
+import { identityService } from "./identity";
+import { createLucia } from "./sessions";
+
+/** The domain services, wired once per process (API and worker alike). */
+export function createServices(deps: { database: Database; jobs: Pick<Jobs, "enqueue">; secureCookies: boolean }) {
+  const lucia = createLucia(deps.database, { secureCookies: deps.secureCookies });
+  return {
+    database: deps.database,
+    identity: identityService({ database: deps.database, lucia }),
+    apiKeys: apiKeyService({ database: deps.database }),
+    agents: agentService({ database: deps.database, jobs: deps.jobs }),
+  };
+}
+
+export type DomainServices = ReturnType<typeof createServices>;

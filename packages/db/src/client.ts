@@ -1,0 +1,40 @@
+import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
+import pg from "pg";
+import * as schema from "./schema/index";
+
+export type Schema = typeof schema;
+/** A drizzle handle: the pool (system access) or one transaction's client. */
+export type Db = NodePgDatabase<Schema> & { $client: pg.Pool | pg.PoolClient };
+/** A drizzle handle bound to one open transaction. */
+export type Tx = NodePgDatabase<Schema> & { $client: pg.PoolClient };
+
+export interface Database {
+  pool: pg.Pool;
+  /** Queries on the pool run as the connecting (owner) role: no RLS. System paths only. */
+  db: Db;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  max?: number;
+  applicationName?: string;
+}
+
+export function createDatabase(url: string, opts: DatabaseOptions = {}): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.max ?? 10,
+    application_name: opts.applicationName ?? "bosun",
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client that errors (server restart) must not crash the process.
+  pool.on("error", () => {});
+  const db = drizzle({ client: pool, schema, casing: "snake_case" }) as Db;
+  return {
+    pool,
+    db,
+    close: () => pool.end(),
+  };
+}
+
+export const bindClient = (client: pg.PoolClient): Tx => drizzle({ client, schema, casing: "snake_case" }) as Tx;

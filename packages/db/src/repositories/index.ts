@@ -1,0 +1,5 @@
+export * from "./agents";
+export * from "./api-keys";
+export * from "./audit";
+export * from "./idempotency";
+export * from "./tenants";

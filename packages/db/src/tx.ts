@@ -1,0 +1,50 @@
+import type pg from "pg";
+import { bindClient, type Database, type Tx } from "./client";
+
+const TENANT_ID = /^ten_[0-9a-z]{26}$/;
+
+/**
+ * Runs `fn` in one transaction as the `bosun_app` role with `bosun.tenant_id` set, so
+ * row-level security confines every statement to that tenant even if a query forgot
+ * its `tenant_id` filter. Repositories still filter by tenant explicitly: RLS is the
+ * second wall, not the first.
+ *
+ * BEGIN and both settings travel in one simple-protocol round trip; the tenant id is
+ * checked against the id format first, which is what makes inlining it safe.
+ */
+export async function withTenant<T>(database: Database, tenantId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  if (!TENANT_ID.test(tenantId)) throw new Error(`withTenant: malformed tenant id ${JSON.stringify(tenantId)}`);
+  return run(
+    database,
+    `BEGIN; SELECT set_config('role', 'bosun_app', true), set_config('bosun.tenant_id', '${tenantId}', true)`,
+    fn,
+  );
+}
+
+/**
+ * Runs `fn` in one transaction as the connecting role, across tenants. Only for system
+ * work: authentication lookups, signup, bootstrap, sweepers.
+ */
+export async function withSystem<T>(database: Database, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return run(database, "BEGIN", fn);
+}
+
+async function run<T>(database: Database, begin: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const client: pg.PoolClient = await database.pool.connect();
+  let broken = false;
+  try {
+    await client.query(begin);
+    const result = await fn(bindClient(client));
+    await client.query("COMMIT");
+    return result;
+  } catch (err) {
+    try {
+      await client.query("ROLLBACK");
+    } catch {
+      broken = true;
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}

@@ -1,0 +1,36 @@
+import { z } from "zod";
+
+/**
+ * Every job Bosun runs: its dotted name, its payload schema and its queue options.
+ * Payloads carry ids, never state: handlers read the truth from Postgres, so a job that
+ * runs twice, or late, does no harm.
+ */
+export const jobs = {
+  "agent.schedule.sync": {
+    payload: z.object({
+      tenantId: z.string(),
+      agentId: z.string(),
+      revision: z.number().int().positive(),
+    }),
+    queue: { policy: "standard", retryLimit: 5, retryDelay: 2, retryBackoff: true, expireInSeconds: 60 },
+    description: "Arms or disarms the scheduler for an agent after a revision is applied.",
+  },
+} as const satisfies Record<string, JobDefinition>;
+
+export interface JobDefinition {
+  payload: z.ZodType;
+  queue: {
+    policy: "standard" | "short" | "singleton" | "stately";
+    retryLimit: number;
+    retryDelay: number;
+    retryBackoff: boolean;
+    expireInSeconds: number;
+  };
+  description: string;
+}
+
+export type JobName = keyof typeof jobs;
+export type JobPayload<N extends JobName> = z.infer<(typeof jobs)[N]["payload"]>;
+
+/** Where jobs that can never succeed (a payload that does not parse, retries spent) go. */
+export const DEAD_LETTER_QUEUE = "bosun.dead";

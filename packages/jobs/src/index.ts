@@ -1,0 +1,2 @@
+export * from "./boss";
+export * from "./catalogue";
