@@ -35,7 +35,7 @@ await producer.start();
 // Bootstrap before listening, so that a ready API always has its first tenant.
 const boot = await bootstrap(createServices({ database, jobs: producer, secureCookies: false }), process.env);
 const config = loadApiConfig();
-const api = await startApi({ database, jobs: producer, config, logger: { level: config.logLevel } });
+const api = await startApi({ database, databaseUrl: url, jobs: producer, config, logger: { level: config.logLevel } });
 
 const workerJobs = createJobs({ connectionString: url, role: "worker" });
 const workerServices = createServices({ database, jobs: workerJobs, secureCookies: false });

@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { ApiConfig } from "./config";
 import { registerAuth } from "./plugins/auth";
 import { registerConsole } from "./plugins/console";
-import { registerErrorHandling } from "./plugins/errors";
+import { frameworkError, registerErrorHandling } from "./plugins/errors";
 import { registerOpenApi } from "./plugins/openapi";
 import { registerValidation } from "./plugins/validation";
 import { agentRoutes } from "./routes/agents";
@@ -44,6 +44,7 @@ export async function buildApp(services: Services, config: ApiConfig, opts: { lo
       return typeof given === "string" && REQUEST_ID.test(given) ? given : `req_${randomBytes(10).toString("hex")}`;
     },
     routerOptions: { maxParamLength: 200 },
+    frameworkErrors: frameworkError,
   });
   app.addHook("onSend", async (req, reply) => {
     void reply.header("x-request-id", req.id);

@@ -2,6 +2,7 @@
  * The API as its own process (production and docker-compose): needs DATABASE_URL.
  * `npm start` runs API and worker together on the embedded default instead.
  */
+import { bootstrap, createServices } from "@bosun/core";
 import { createDatabase, runMigrations } from "@bosun/db";
 import { createJobs } from "@bosun/jobs";
 import { loadApiConfig } from "./config";
@@ -17,7 +18,17 @@ await runMigrations(url);
 const database = createDatabase(url, { max: Number(process.env.BOSUN_DB_POOL ?? 10), applicationName: "bosun-api" });
 const jobs = createJobs({ connectionString: url, role: "producer" });
 await jobs.start();
-const api = await startApi({ database, jobs, config });
+// First start against an empty database: the first tenant, owner and admin key, from
+// BOSUN_INIT_* or generated and printed once. Later starts (and other replicas) skip it.
+const boot = await bootstrap(createServices({ database, jobs, secureCookies: false }), process.env, { demoAgents: false });
+if (boot.created) {
+  console.log(
+    `Bosun initialised tenant ${boot.tenantId}: login ${boot.email}` +
+      (boot.passwordGenerated ? ` / ${boot.password}` : "") +
+      (process.env.BOSUN_INIT_API_KEY ? "" : `, admin key ${boot.apiKey} (shown once)`),
+  );
+}
+const api = await startApi({ database, databaseUrl: url, jobs, config });
 
 let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Scope } from "@bosun/contracts";
-import { type Database, type Db, repo, withTenant } from "@bosun/db";
+import { type Database, type Db, repo, schema, withTenant } from "@bosun/db";
+import { and, eq } from "drizzle-orm";
 import { type Actor, hasScope, requireScope } from "./actor";
 import { audit } from "./audit";
 import { forbidden, notFound, validation } from "./errors";
@@ -75,10 +76,49 @@ export async function insertKey(
   });
 }
 
+/** How long a verified key may be trusted without asking the database again. */
+const CACHE_TTL_MS = 30_000;
+const CACHE_MAX = 10_000;
+
 export const apiKeyService = (deps: { database: Database }) => {
   const { database } = deps;
   // When this process last recorded each key's use; saves a write on most requests.
   const touched = new Map<string, number>();
+  // Verified keys by the hash of the presented secret. Only used while a revocation
+  // listener is connected (see `enableCache`): a revoke anywhere evicts the key here
+  // within a notification's delay, and losing the listener drops the cache.
+  const cache = new Map<string, { row: repo.AuthKeyRow; until: number }>();
+  let cacheEnabled = false;
+
+  function toActor(row: repo.AuthKeyRow): Actor {
+    return {
+      type: row.agentId ? "agent" : "api_key",
+      id: row.agentId ?? row.id,
+      tenantId: row.tenantId,
+      scopes: row.scopes as Scope[],
+      role: null,
+      agentId: row.agentId,
+      keyId: row.id,
+    };
+  }
+
+  function usable(row: repo.AuthKeyRow, now: number) {
+    if (row.revokedAt && row.revokedAt.getTime() <= now) return false;
+    if (row.expiresAt && row.expiresAt.getTime() <= now) return false;
+    return true;
+  }
+
+  function touch(row: repo.AuthKeyRow, now: number) {
+    const last = touched.get(row.id) ?? row.lastUsedAt?.getTime() ?? 0;
+    if (now - last > 60_000) {
+      touched.set(row.id, now);
+      repo.touchApiKey(database.db, { tenantId: row.tenantId, keyId: row.id }).catch(() => touched.delete(row.id));
+    }
+  }
+
+  function evict(keyId: string) {
+    for (const [h, e] of cache) if (e.row.id === keyId) cache.delete(h);
+  }
 
   return {
     /**
@@ -88,32 +128,40 @@ export const apiKeyService = (deps: { database: Database }) => {
     async authenticate(key: string): Promise<Actor | null> {
       const parsed = parseApiKey(key);
       if (!parsed) return null;
+      const now = Date.now();
+      if (cacheEnabled) {
+        const hit = cache.get(parsed.hash);
+        if (hit && hit.until > now) {
+          if (!usable(hit.row, now)) return null;
+          touch(hit.row, now);
+          return toActor(hit.row);
+        }
+      }
       const rows = await repo.findApiKeysByLookup(database.db, parsed.lookup);
       const given = Buffer.from(parsed.hash, "hex");
-      let match: repo.ApiKeyRow | undefined;
+      let match: repo.AuthKeyRow | undefined;
       for (const row of rows) {
         const stored = Buffer.from(row.secretHash, "hex");
         if (stored.length === given.length && timingSafeEqual(stored, given)) match = row;
       }
-      if (!match) return null;
-      const now = Date.now();
-      if (match.revokedAt && match.revokedAt.getTime() <= now) return null;
-      if (match.expiresAt && match.expiresAt.getTime() <= now) return null;
-      const last = touched.get(match.id) ?? match.lastUsedAt?.getTime() ?? 0;
-      if (now - last > 60_000) {
-        touched.set(match.id, now);
-        repo.touchApiKey(database.db, { tenantId: match.tenantId, keyId: match.id }).catch(() => touched.delete(match.id));
+      if (!match || !usable(match, now)) return null;
+      if (cacheEnabled) {
+        if (cache.size >= CACHE_MAX) cache.clear();
+        cache.set(parsed.hash, { row: match, until: now + CACHE_TTL_MS });
       }
-      return {
-        type: match.agentId ? "agent" : "api_key",
-        id: match.agentId ?? match.id,
-        tenantId: match.tenantId,
-        scopes: match.scopes as Scope[],
-        role: null,
-        agentId: match.agentId,
-        keyId: match.id,
-      };
+      touch(match, now);
+      return toActor(match);
     },
+
+    /**
+     * Turns the verified-key cache on while `connected` is true. The API's composition root
+     * wires this to a LISTEN on `bosun_api_key_revoked`; revocations call `evict`.
+     */
+    setCacheEnabled(connected: boolean) {
+      cache.clear();
+      cacheEnabled = connected;
+    },
+    evict,
 
     async create(
       actor: Actor,
@@ -166,10 +214,18 @@ export const apiKeyService = (deps: { database: Database }) => {
       requireScope(actor, "admin");
       if (actor.agentId) throw forbidden("an agent's key cannot revoke API keys");
       return withTenant(database, actor.tenantId, async (tx) => {
-        const before = await repo.getApiKey(tx, { tenantId: actor.tenantId, keyId });
+        // Read the row FOR UPDATE: without the lock, concurrent revokes all read it unrevoked
+        // and each writes an api_key.revoke audit event (repo.getApiKey cannot lock).
+        const [before] = await tx
+          .select()
+          .from(schema.apiKeys)
+          .where(and(eq(schema.apiKeys.tenantId, actor.tenantId), eq(schema.apiKeys.id, keyId)))
+          .for("update");
         if (!before) throw notFound("API key");
         if (before.revokedAt) return toView(before);
         const after = await repo.revokeApiKey(tx, { tenantId: actor.tenantId, keyId });
+        await repo.notifyKeyRevoked(tx, keyId);
+        evict(keyId);
         await audit(
           tx,
           actor,

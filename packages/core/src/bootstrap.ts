@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { AgentDescriptorInput } from "@bosun/contracts";
+import { type AgentDescriptorInput, emailSchema, passwordSchema } from "@bosun/contracts";
 import type { Database } from "@bosun/db";
 import type { Actor } from "./actor";
 import type { AgentService } from "./agents/service";
@@ -75,9 +75,18 @@ const BOOTSTRAP_LOCK = 4_242_002;
  */
 export async function bootstrap(
   deps: { database: Database; identity: IdentityService; agents: AgentService },
-  env: BootstrapEnv,
+  rawEnv: BootstrapEnv,
   opts: { demoAgents?: boolean } = {},
 ): Promise<BootstrapResult> {
+  // An empty variable (`BOSUN_INIT_ADMIN_PASSWORD=` in a compose file) means "not set";
+  // before, it made an empty password while reporting one as generated.
+  const unset = (v: string | undefined) => (v === "" ? undefined : v);
+  const env: BootstrapEnv = {
+    BOSUN_INIT_API_KEY: unset(rawEnv.BOSUN_INIT_API_KEY),
+    BOSUN_INIT_ADMIN_EMAIL: unset(rawEnv.BOSUN_INIT_ADMIN_EMAIL),
+    BOSUN_INIT_ADMIN_PASSWORD: unset(rawEnv.BOSUN_INIT_ADMIN_PASSWORD),
+    BOSUN_INIT_TENANT: unset(rawEnv.BOSUN_INIT_TENANT),
+  };
   if (env.BOSUN_INIT_API_KEY !== undefined && !isValidKeyFormat(env.BOSUN_INIT_API_KEY)) {
     throw new AppError("VALIDATION", "BOSUN_INIT_API_KEY must be 'bsn_' followed by 32 to 200 letters, digits, '-' or '_'");
   }
@@ -100,6 +109,14 @@ async function createFirstTenant(
   env: BootstrapEnv,
   opts: { demoAgents?: boolean },
 ): Promise<BootstrapResult> {
+  // Signup over the API enforces these, and login rejects an email that is not one: an
+  // admin created from a malformed variable could never log in.
+  if (env.BOSUN_INIT_ADMIN_EMAIL !== undefined && !emailSchema.safeParse(env.BOSUN_INIT_ADMIN_EMAIL).success) {
+    throw new AppError("VALIDATION", "BOSUN_INIT_ADMIN_EMAIL must be an email address (at most 254 characters)");
+  }
+  if (env.BOSUN_INIT_ADMIN_PASSWORD !== undefined && !passwordSchema.safeParse(env.BOSUN_INIT_ADMIN_PASSWORD).success) {
+    throw new AppError("VALIDATION", "BOSUN_INIT_ADMIN_PASSWORD must be 10 to 256 characters long");
+  }
   const passwordGenerated = !env.BOSUN_INIT_ADMIN_PASSWORD;
   const password = env.BOSUN_INIT_ADMIN_PASSWORD ?? randomBytes(12).toString("base64url");
   const email = env.BOSUN_INIT_ADMIN_EMAIL ?? "admin@bosun.local";

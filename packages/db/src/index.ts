@@ -1,5 +1,6 @@
 export * from "./client";
 export * from "./embedded";
+export * from "./listen";
 export * from "./migrate";
 export * as repo from "./repositories/index";
 export { canonicalJson } from "./repositories/audit";

@@ -25,7 +25,9 @@ export function registerAuth(app: FastifyInstance, deps: { apiKeys: ApiKeyServic
 
   app.addHook("onRequest", async (req, reply) => {
     // Only the REST surface needs credentials; the console's files and /docs are public.
-    const isPublic = req.routeOptions.config?.public === true || !req.url.startsWith("/v1/");
+    // Judge by the matched route, not the raw URL: the router decodes percent-escapes, so
+    // `/%761/agents` reaches /v1/agents although its raw URL does not start with "/v1/".
+    const isPublic = req.routeOptions.config?.public === true || !(req.routeOptions.url ?? req.url).startsWith("/v1/");
     const header = req.headers.authorization;
     if (header !== undefined) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -62,7 +64,16 @@ function readCookie(req: FastifyRequest, name: string): string | null {
   if (!raw) return null;
   for (const part of raw.split(";")) {
     const i = part.indexOf("=");
-    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim()) || null;
+    if (i > 0 && part.slice(0, i).trim() === name) {
+      const value = part.slice(i + 1).trim();
+      // A malformed %-escape must not become a 500: pass it on undecoded, so it is looked
+      // up, not found, and the cookie is cleared like any other unknown session.
+      try {
+        return decodeURIComponent(value) || null;
+      } catch {
+        return value || null;
+      }
+    }
   }
   return null;
 }

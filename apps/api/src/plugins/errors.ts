@@ -33,12 +33,28 @@ export function sendProblem(
 
 /** Postgres errors that mean "bad input", never "server broken". */
 function fromPostgres(err: { code?: string; message: string }): [ErrorCode, string] | null {
-  const c = err.code;
-  if (c?.length !== 5) return null;
+  // drizzle wraps driver errors in a DrizzleQueryError whose `cause` is the pg error;
+  // without unwrapping, a NUL byte in a text field (22021) was a 500.
+  const c = err.code ?? (err as { cause?: { code?: unknown } }).cause?.code;
+  if (typeof c !== "string") return null;
+  if (c.length !== 5) return null;
   if (c === "23505") return ["CONFLICT", "a resource with these values already exists"];
   if (c === "23503") return ["CONFLICT", "a referenced resource does not exist or is still referenced"];
   if (c.startsWith("22")) return ["VALIDATION", "a value is out of range or malformed"];
   return null;
+}
+
+/**
+ * Fastify's `frameworkErrors`: a URL with bad percent-encoding or an over-long path
+ * parameter is refused by the router before any route or error handler runs, and would
+ * otherwise get Fastify's own application/json body without a request id.
+ */
+export function frameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+  void reply.header("x-request-id", req.id);
+  if (err.code === "FST_ERR_MAX_PARAM_LENGTH") return sendProblem(req, reply, "BAD_REQUEST", "a path segment of the URL is too long");
+  if (err.code === "FST_ERR_BAD_URL") return sendProblem(req, reply, "BAD_REQUEST", "the URL is not valid: malformed percent-encoding");
+  req.log.error({ err }, "router error");
+  return sendProblem(req, reply, "INTERNAL", "an internal error occurred; quote the request id when reporting it");
 }
 
 /**

@@ -16,11 +16,23 @@ export function fieldIssues(error: z.ZodError): FieldIssue[] {
   });
 }
 
+/**
+ * The JSON parser (secure-json-parse) refuses `__proto__` keys and `constructor.prototype`;
+ * YAML gets the same rule, instead of zod silently dropping such a key from a record.
+ */
+function refusePrototypeKeys(key: unknown, value: unknown): unknown {
+  if (key === "__proto__" || (key === "constructor" && typeof value === "object" && value !== null && Object.hasOwn(value, "prototype"))) {
+    throw new AppError("BAD_REQUEST", "the YAML body contains a forbidden prototype property");
+  }
+  return value;
+}
+
 /** Parses a YAML document; syntax errors become BAD_REQUEST with line and column. */
 export function parseYamlBody(text: string): unknown {
   try {
-    return parseYaml(text, { maxAliasCount: 100, uniqueKeys: true, prettyErrors: true });
+    return parseYaml(text, refusePrototypeKeys, { maxAliasCount: 100, uniqueKeys: true, prettyErrors: true });
   } catch (err) {
+    if (err instanceof AppError) throw err;
     if (err instanceof YAMLParseError) {
       const pos = err.linePos?.[0];
       throw new AppError("BAD_REQUEST", `malformed YAML${pos ? ` at line ${pos.line}, column ${pos.col}` : ""}: ${err.message.split("\n")[0]}`);

@@ -25,7 +25,13 @@ export async function getAgentById(db: Db, { tenantId, agentId }: { tenantId: st
   return a;
 }
 
-/** Agents ordered by name, after the cursor's name. */
+const AGENT_COLUMNS = `tenant_id AS "tenantId", id, name, owner, status, revision, spec_hash AS "specHash", descriptor,
+  next_wake_at AS "nextWakeAt", created_at AS "createdAt", updated_at AS "updatedAt"`;
+
+/**
+ * Agents ordered by name, after the cursor's name. The busiest read of the API, so it is
+ * plain SQL as named (server-side prepared) statements, one per filter combination.
+ */
 export async function listAgents(
   db: Db,
   {
@@ -35,18 +41,16 @@ export async function listAgents(
     status,
   }: { tenantId: string; limit: number; afterName?: string | undefined; status?: AgentRow["status"] | undefined },
 ): Promise<AgentRow[]> {
-  return db
-    .select()
-    .from(agents)
-    .where(
-      and(
-        eq(agents.tenantId, tenantId),
-        afterName !== undefined ? gt(agents.name, afterName) : undefined,
-        status ? eq(agents.status, status) : undefined,
-      ),
-    )
-    .orderBy(asc(agents.name))
-    .limit(limit);
+  const where = ["tenant_id = $1"];
+  const values: unknown[] = [tenantId, limit];
+  if (afterName !== undefined) where.push(`name > $${values.push(afterName)}`);
+  if (status !== undefined) where.push(`status = $${values.push(status)}`);
+  const { rows } = await db.$client.query<AgentRow>({
+    name: `bosun_agents_list_${afterName !== undefined ? "a" : ""}${status !== undefined ? "s" : ""}`,
+    text: `SELECT ${AGENT_COLUMNS} FROM agents WHERE ${where.join(" AND ")} ORDER BY name LIMIT $2`,
+    values,
+  });
+  return rows;
 }
 
 /**

@@ -9,9 +9,27 @@ export async function insertApiKey(db: Db, row: typeof apiKeys.$inferInsert): Pr
   return k!;
 }
 
-/** Authentication: every key with this lookup part, across tenants. System access only. */
-export async function findApiKeysByLookup(db: Db, lookup: string): Promise<ApiKeyRow[]> {
-  return db.select().from(apiKeys).where(eq(apiKeys.lookup, lookup)).limit(4);
+/**
+ * Authentication: every key with this lookup part, across tenants. System access only.
+ * On the hot path of every request, so it is a named (server-side prepared) statement
+ * in plain SQL rather than a query built by drizzle each time.
+ */
+export async function findApiKeysByLookup(db: Db, lookup: string): Promise<AuthKeyRow[]> {
+  const { rows } = await db.$client.query<AuthKeyRow>({
+    name: "bosun_api_key_by_lookup",
+    text: `SELECT tenant_id AS "tenantId", id, secret_hash AS "secretHash", scopes, agent_id AS "agentId",
+                  expires_at AS "expiresAt", revoked_at AS "revokedAt", last_used_at AS "lastUsedAt"
+           FROM api_keys WHERE lookup = $1 LIMIT 4`,
+    values: [lookup],
+  });
+  return rows;
+}
+
+export type AuthKeyRow = Pick<ApiKeyRow, "tenantId" | "id" | "secretHash" | "scopes" | "agentId" | "expiresAt" | "revokedAt" | "lastUsedAt">;
+
+/** Tells every API process that a key was revoked, when the revoking transaction commits. */
+export async function notifyKeyRevoked(db: Db, keyId: string): Promise<void> {
+  await db.$client.query("SELECT pg_notify('bosun_api_key_revoked', $1)", [keyId]);
 }
 
 /**
