@@ -119,6 +119,26 @@ spec:
     expect(gone.statusCode).toBe(404);
   });
 
+  it("refuses a model base_url that is not http(s) and more than 64 labels", async () => {
+    const url = await t.app.inject({
+      method: "PUT",
+      url: "/v1/agents/urls",
+      headers: acme.auth,
+      payload: descriptor("urls", { model: { provider: "openai-compatible", name: "m", base_url: "file:///etc/passwd" } }),
+    });
+    expect(url.statusCode).toBe(422);
+    expect(problem(url).errors?.map((e) => e.path)).toEqual(["spec.model.base_url"]);
+    const labels = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`l${i}`, "v"]));
+    const many = await t.app.inject({
+      method: "PUT",
+      url: "/v1/agents/urls",
+      headers: acme.auth,
+      payload: { ...descriptor("urls"), metadata: { name: "urls", owner: "o", labels } },
+    });
+    expect(many.statusCode).toBe(422);
+    expect(problem(many).errors?.map((e) => e.path)).toEqual(["metadata.labels"]);
+  });
+
   it("reports malformed YAML with its line", async () => {
     const res = await t.app.inject({
       method: "PUT",

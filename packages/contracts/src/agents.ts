@@ -19,7 +19,7 @@ export const modelSpecSchema = z.strictObject({
   provider: z.enum(["anthropic", "openai", "openai-compatible", "scripted"]),
   name: z.string().min(1).max(200),
   pinned_revision: z.string().min(1).max(100).optional(),
-  base_url: z.url().max(2000).optional(),
+  base_url: z.url({ protocol: /^https?$/, error: "must be an http or https URL" }).max(2000).optional(),
   max_tokens: z.number().int().min(1).max(200_000).optional(),
 });
 
@@ -31,7 +31,10 @@ export const descriptorSchema = z
       name: slug,
       owner: z.string().min(1).max(200),
       description: z.string().max(2000).optional(),
-      labels: z.record(z.string().max(63), z.string().max(200)).optional(),
+      labels: z
+        .record(z.string().max(63), z.string().max(200))
+        .refine((r) => Object.keys(r).length <= 64, "at most 64 labels")
+        .optional(),
     }),
     spec: z.strictObject({
       model: modelSpecSchema,

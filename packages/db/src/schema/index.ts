@@ -3,3 +3,5 @@ export * from "./api-keys";
 export * from "./audit";
 export * from "./idempotency";
 export * from "./tenants";
+export * from "./runs";
+export * from "./tasks";

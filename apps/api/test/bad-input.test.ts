@@ -1,0 +1,356 @@
+import type { InjectOptions, LightMyRequestResponse } from "fastify";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { applyAgent, createKey, createTenant, createTestApp, descriptor, PUBLIC_URL, sessionCookie, type TestApp, type TestTenant } from "../../../test/helpers/app";
+
+/**
+ * Bad input on every write route under /v1. Each request must be refused with a 4xx
+ * problem+json carrying `code` and `requestId`, and must write nothing: the row counts of
+ * every table a write route touches are the same before and after.
+ */
+
+type Method = "POST" | "PUT" | "PATCH" | "DELETE";
+
+interface Env {
+  t: TestApp;
+  a: TestTenant;
+  /** A console session of tenant A's owner, used by the session routes. */
+  cookie: string;
+  /** A live key of tenant A that DELETE /v1/api-keys/:id addresses. */
+  victimKeyId: string;
+}
+
+interface WriteRoute {
+  method: Method;
+  route: string;
+  /** {key} is the victim key's id. Each agent route has its own target agent. */
+  url: string;
+  auth: "key" | "session" | "none";
+  /** A body the route accepts; absent for routes that take no body. */
+  valid?: (e: Env) => Record<string, unknown>;
+  wrongTypes?: Record<string, unknown>;
+  /** A body with an unknown field, and the path the error must name. */
+  unknownField?: { body: (e: Env) => Record<string, unknown>; path: string };
+  /** Absurd values; all must be refused with 422 VALIDATION. */
+  absurd?: [string, (e: Env) => unknown][];
+  /** Whether the URL has a path parameter to abuse: the agent name or the key id. */
+  param?: "name" | "id";
+}
+
+const long = (n: number) => "x".repeat(n);
+const TOOLS_10K = Array.from({ length: 10_000 }, (_, i) => `mcp://gateway/tool-${i}`);
+
+const agentAbsurd: [string, (e: Env) => unknown][] = [
+  ["a 100 000-character name", () => descriptor(long(100_000))],
+  ["a 10 000-element tools array", () => descriptor("fresh", { tools: TOOLS_10K })],
+  ["a 100 000-character soul", () => descriptor("fresh", { soul: long(100_000) })],
+  ["10 000 drives", () => descriptor("fresh", { drives: Array.from({ length: 10_000 }, (_, i) => ({ name: `d${i}`, question: "why?" })) })],
+  ["a NUL byte in the soul", () => descriptor("fresh", { soul: "before\u0000after" })],
+];
+
+/** Agent routes: the descriptor's name must match the URL's for PUT. */
+const withName = (name: string, body: unknown) => {
+  const d = structuredClone(body) as { metadata?: { name?: string } };
+  if (d.metadata && d.metadata.name === "fresh") d.metadata.name = name;
+  return d;
+};
+
+const routes: WriteRoute[] = [
+  {
+    method: "POST",
+    route: "/v1/signup",
+    url: "/v1/signup",
+    auth: "none",
+    valid: () => ({ tenant: { name: "Newco", timeZone: "UTC" }, owner: { email: "founder@newco.example", password: "correct horse battery staple" } }),
+    wrongTypes: { tenant: { name: 42, timeZone: ["UTC"] }, owner: { email: true, password: 1234567890 } },
+    unknownField: {
+      body: () => ({ tenant: { name: "Newco" }, owner: { email: "founder2@newco.example", password: "correct horse battery staple", role: "admin" } }),
+      path: "owner.role",
+    },
+    absurd: [
+      ["a 100 000-character tenant name", () => ({ tenant: { name: long(100_000) }, owner: { email: "a@newco.example", password: "correct horse battery staple" } })],
+      ["a 100 000-character email", () => ({ tenant: { name: "Newco" }, owner: { email: `${long(100_000)}@newco.example`, password: "correct horse battery staple" } })],
+      ["a 100 000-character password", () => ({ tenant: { name: "Newco" }, owner: { email: "b@newco.example", password: long(100_000) } })],
+      ["a NUL byte in the tenant name", () => ({ tenant: { name: "New\u0000co" }, owner: { email: "c@newco.example", password: "correct horse battery staple" } })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/auth/login",
+    url: "/v1/auth/login",
+    auth: "none",
+    valid: (e) => ({ email: e.a.email, password: e.a.password }),
+    wrongTypes: { email: 1, password: { guess: true } },
+    unknownField: { body: (e) => ({ email: e.a.email, password: e.a.password, rememberMe: true }), path: "rememberMe" },
+    absurd: [
+      ["a 100 000-character password", (e) => ({ email: e.a.email, password: long(100_000) })],
+      ["a 100 000-character email", () => ({ email: `${long(100_000)}@example.com`, password: "whatever" })],
+      ["a 100 000-character tenant id", (e) => ({ email: e.a.email, password: e.a.password, tenantId: long(100_000) })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/auth/tenant",
+    url: "/v1/auth/tenant",
+    auth: "session",
+    valid: (e) => ({ tenantId: e.a.tenantId }),
+    wrongTypes: { tenantId: 123 },
+    unknownField: { body: (e) => ({ tenantId: e.a.tenantId, force: true }), path: "force" },
+    absurd: [
+      ["a 100 000-character tenant id", () => ({ tenantId: long(100_000) })],
+      ["a NUL byte in the tenant id", () => ({ tenantId: "ten_\u0000" })],
+    ],
+  },
+  // After /v1/auth/tenant: its control request ends the session the session routes use.
+  { method: "POST", route: "/v1/auth/logout", url: "/v1/auth/logout", auth: "session" },
+  {
+    method: "POST",
+    route: "/v1/api-keys",
+    url: "/v1/api-keys",
+    auth: "key",
+    valid: () => ({ name: "ci", scopes: ["read"] }),
+    wrongTypes: { name: 7, scopes: "read", expiresAt: 1_700_000_000 },
+    unknownField: { body: () => ({ name: "ci", scopes: ["read"], secret: `bsn_${long(44)}` }), path: "secret" },
+    absurd: [
+      ["a 100 000-character name", () => ({ name: long(100_000), scopes: ["read"] })],
+      ["a 10 000-element scopes array", () => ({ name: "ci", scopes: Array.from({ length: 10_000 }, () => "read") })],
+      ["a 5000-character agent name", () => ({ name: "ci", scopes: ["read"], agent: long(5000) })],
+      ["an expiry that is not a date", () => ({ name: "ci", scopes: ["read"], expiresAt: "tomorrow" })],
+      ["a NUL byte in the name", () => ({ name: "c\u0000i", scopes: ["read"] })],
+    ],
+  },
+  { method: "DELETE", route: "/v1/api-keys/:id", url: "/v1/api-keys/{key}", auth: "key", param: "id" },
+  {
+    method: "POST",
+    route: "/v1/agents",
+    url: "/v1/agents",
+    auth: "key",
+    valid: () => descriptor("fresh"),
+    wrongTypes: descriptor("fresh", { model: { provider: "scripted", name: "m", max_tokens: "many" }, tools: "all", memory: { retention_days: "forever" } }),
+    unknownField: { body: () => descriptor("fresh", { model: { provider: "scripted", name: "m", temperature: 2 } }), path: "spec.model.temperature" },
+    absurd: agentAbsurd,
+  },
+  {
+    method: "PUT",
+    route: "/v1/agents/:name",
+    url: "/v1/agents/put-target",
+    auth: "key",
+    param: "name",
+    valid: () => descriptor("put-target", { soul: "A changed soul." }),
+    wrongTypes: descriptor("put-target", { model: { provider: "scripted", name: "m", max_tokens: "many" }, tools: "all", memory: { retention_days: "forever" } }),
+    unknownField: { body: () => descriptor("put-target", { model: { provider: "scripted", name: "m", temperature: 2 } }), path: "spec.model.temperature" },
+    absurd: agentAbsurd.map(([label, body]) => [label, (e) => withName("put-target", body(e))] as [string, (e: Env) => unknown]),
+  },
+  { method: "POST", route: "/v1/agents/:name/pause", url: "/v1/agents/pause-target/pause", auth: "key", param: "name" },
+  { method: "POST", route: "/v1/agents/:name/resume", url: "/v1/agents/resume-target/resume", auth: "key", param: "name" },
+  { method: "POST", route: "/v1/agents/:name/retire", url: "/v1/agents/retire-target/retire", auth: "key", param: "name" },
+  {
+    method: "PATCH",
+    route: "/v1/tenant",
+    url: "/v1/tenant",
+    auth: "key",
+    valid: () => ({ name: "Renamed" }),
+    wrongTypes: { name: 5, timeZone: false },
+    unknownField: { body: () => ({ name: "Renamed", plan: "enterprise" }), path: "plan" },
+    absurd: [
+      ["a 100 000-character name", () => ({ name: long(100_000) })],
+      ["a 100 000-character time zone", () => ({ timeZone: long(100_000) })],
+      ["a NUL byte in the name", () => ({ name: "Re\u0000named" })],
+    ],
+  },
+];
+
+const TABLES = ["tenants", "users", "memberships", "sessions", "api_keys", "agents", "agent_revisions", "audit_events", "idempotency_keys"];
+
+async function counts(t: TestApp): Promise<Record<string, number>> {
+  const sql = `SELECT ${TABLES.map((n) => `(SELECT count(*)::int FROM ${n}) AS ${n}`).join(", ")}`;
+  return (await t.db.database.pool.query(sql)).rows[0];
+}
+
+/** Sets up a tenant with one target per route, so an accepted request would write something. */
+async function setUp(t: TestApp): Promise<Env> {
+  const a = await createTenant(t.app, "Tenant A");
+  for (const name of ["put-target", "pause-target", "resume-target", "retire-target"]) await applyAgent(t.app, a, name);
+  const paused = await t.app.inject({ method: "POST", url: "/v1/agents/resume-target/pause", headers: a.auth });
+  expect(paused.json().status).toBe("paused");
+  const victim = await createKey(t.app, a, { scopes: ["read"] });
+  // A session of its own: if a bad logout got through, only this one would end.
+  const login = await t.app.inject({ method: "POST", url: "/v1/auth/login", payload: { email: a.email, password: a.password } });
+  return { t, a, cookie: sessionCookie(login), victimKeyId: victim.id };
+}
+
+let ip = 0;
+
+function request(e: Env, route: WriteRoute, opts: { payload?: string | object; contentType?: string; url?: string; headers?: Record<string, string> }) {
+  const auth = route.auth === "key" ? e.a.auth : route.auth === "session" ? { cookie: e.cookie, origin: PUBLIC_URL } : {};
+  ip += 1;
+  return e.t.app.inject({
+    method: route.method,
+    url: opts.url ?? route.url.replace("{key}", e.victimKeyId),
+    headers: { ...auth, ...(opts.contentType ? { "content-type": opts.contentType } : {}), ...opts.headers },
+    ...(opts.payload !== undefined ? { payload: opts.payload } : {}),
+    // Signup and login are rate limited per address: give each request its own.
+    remoteAddress: `10.1.${ip >> 8}.${ip & 255}`,
+  } as InjectOptions);
+}
+
+/** Sends a bad request and checks the refusal and that no table changed. */
+async function expectRefused(e: Env, send: () => Promise<LightMyRequestResponse>, status: number, code: string) {
+  const before = await counts(e.t);
+  const res = await send();
+  expect(res.statusCode, res.body.slice(0, 300)).toBeGreaterThanOrEqual(400);
+  expect(res.statusCode, res.body.slice(0, 300)).toBeLessThan(500);
+  expect(res.headers["content-type"]).toMatch(/^application\/problem\+json/);
+  const body = res.json();
+  expect(body).toMatchObject({ code: expect.any(String), requestId: expect.stringMatching(/\S/), status: res.statusCode });
+  expect({ status: res.statusCode, code: body.code }).toEqual({ status, code });
+  expect(await counts(e.t), "nothing may be written").toEqual(before);
+  return body as { errors?: { path: string; message: string }[]; detail: string };
+}
+
+const YAML_BOMB = `a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+`;
+
+/** A body with `key` as an own property at the top and inside its first nested object. */
+function poisoned(body: Record<string, unknown>, key: "__proto__" | "constructor") {
+  const payload = key === "__proto__" ? { polluted: "yes" } : { prototype: { polluted: "yes" } };
+  const out: Record<string, unknown> = { [key]: payload, ...body };
+  const nested = Object.keys(body).find((k) => typeof body[k] === "object" && body[k] !== null && !Array.isArray(body[k]));
+  if (nested) out[nested] = { [key]: payload, ...(body[nested] as object) };
+  return JSON.stringify(out);
+}
+
+interface Case {
+  name: string;
+  opts: (e: Env) => Parameters<typeof request>[2];
+  status: number;
+  code: string;
+  /** A field path the problem must name. */
+  path?: string;
+}
+
+/** Refused while the body is parsed: they apply to every write route, with or without a body. */
+function parseCases(route: WriteRoute): Case[] {
+  const base = (e: Env) => route.valid?.(e) ?? { note: "this route takes no body" };
+  return [
+    { name: "malformed JSON", opts: () => ({ payload: '{"name": "unterminated', contentType: "application/json" }), status: 400, code: "BAD_REQUEST" },
+    { name: "an empty JSON body", opts: () => ({ payload: "", contentType: "application/json" }), status: 400, code: "BAD_REQUEST" },
+    { name: "malformed YAML", opts: () => ({ payload: "name: [unclosed\nscopes: {\n", contentType: "application/yaml" }), status: 400, code: "BAD_REQUEST" },
+    { name: "YAML with a duplicate key", opts: () => ({ payload: "name: one\nname: two\n", contentType: "application/yaml" }), status: 400, code: "BAD_REQUEST" },
+    { name: "a YAML bomb (billion laughs)", opts: () => ({ payload: YAML_BOMB, contentType: "application/yaml" }), status: 400, code: "BAD_REQUEST" },
+    { name: "deeply nested YAML", opts: () => ({ payload: `${"[".repeat(2_000)}${"]".repeat(2_000)}`, contentType: "text/yaml" }), status: 400, code: "BAD_REQUEST" },
+    { name: "an XML body", opts: () => ({ payload: "<agent/>", contentType: "application/xml" }), status: 415, code: "UNSUPPORTED_MEDIA_TYPE" },
+    { name: "a form-encoded body", opts: () => ({ payload: "name=x&scopes=admin", contentType: "application/x-www-form-urlencoded" }), status: 415, code: "UNSUPPORTED_MEDIA_TYPE" },
+    { name: "a JSON __proto__ key", opts: (e) => ({ payload: poisoned(base(e), "__proto__"), contentType: "application/json" }), status: 400, code: "BAD_REQUEST" },
+    { name: "a JSON constructor.prototype key", opts: (e) => ({ payload: poisoned(base(e), "constructor"), contentType: "application/json" }), status: 400, code: "BAD_REQUEST" },
+    // JSON is YAML: the same text through the YAML parser.
+    { name: "a YAML __proto__ key", opts: (e) => ({ payload: poisoned(base(e), "__proto__"), contentType: "application/yaml" }), status: 400, code: "BAD_REQUEST" },
+    { name: "a YAML constructor.prototype key", opts: (e) => ({ payload: poisoned(base(e), "constructor"), contentType: "application/yaml" }), status: 400, code: "BAD_REQUEST" },
+  ];
+}
+
+/** Refused by the body's schema: only for routes that take a body. */
+function schemaCases(route: WriteRoute): Case[] {
+  if (!route.valid) return [];
+  const cases: Case[] = [
+    { name: "wrong types", opts: () => ({ payload: route.wrongTypes! }), status: 422, code: "VALIDATION" },
+    { name: "wrong types (YAML)", opts: () => ({ payload: JSON.stringify(route.wrongTypes), contentType: "application/yaml" }), status: 422, code: "VALIDATION" },
+    { name: "an unknown field", opts: (e) => ({ payload: route.unknownField!.body(e) }), status: 422, code: "VALIDATION", path: route.unknownField!.path },
+    { name: "a JSON array instead of an object", opts: () => ({ payload: "[]", contentType: "application/json" }), status: 422, code: "VALIDATION" },
+    { name: "JSON null", opts: () => ({ payload: "null", contentType: "application/json" }), status: 422, code: "VALIDATION" },
+    { name: "a YAML scalar", opts: () => ({ payload: "just a string\n", contentType: "application/yaml" }), status: 422, code: "VALIDATION" },
+    { name: "a plain-text body", opts: () => ({ payload: "hello", contentType: "text/plain" }), status: 422, code: "VALIDATION" },
+    {
+      name: "deeply nested JSON",
+      opts: () => ({ payload: `${"[".repeat(20_000)}${"]".repeat(20_000)}`, contentType: "application/json" }),
+      status: 422,
+      code: "VALIDATION",
+    },
+  ];
+  for (const [label, body] of route.absurd ?? []) cases.push({ name: label, opts: (e) => ({ payload: body(e) as object }), status: 422, code: "VALIDATION" });
+  return cases;
+}
+
+/** Abuse of the path parameter. */
+function paramCases(route: WriteRoute): Case[] {
+  if (!route.param) return [];
+  const at = (_e: Env, value: string) => (route.param === "name" ? route.url.replace(/\/agents\/[^/]+/, `/agents/${value}`) : `/v1/api-keys/${value}`);
+  const payload = (e: Env) => (route.valid ? route.valid(e) : undefined);
+  const cases: Case[] = [
+    { name: "a 5000-character path parameter", opts: (e) => ({ url: at(e, long(5000)), payload: payload(e) }), status: 400, code: "BAD_REQUEST" },
+    { name: "malformed percent-encoding in the path", opts: (e) => ({ url: at(e, "%E0%A4%A"), payload: payload(e) }), status: 400, code: "BAD_REQUEST" },
+    { name: "a NUL byte in the path", opts: (e) => ({ url: at(e, "a%00b"), payload: payload(e) }), status: 422, code: "VALIDATION" },
+  ];
+  if (route.param === "name") {
+    cases.push({ name: "a 100-character agent name", opts: (e) => ({ url: at(e, "a".repeat(100)), payload: payload(e) }), status: 422, code: "VALIDATION" });
+    cases.push({ name: "an agent name with capitals", opts: (e) => ({ url: at(e, "Put-Target"), payload: payload(e) }), status: 422, code: "VALIDATION" });
+  } else {
+    cases.push({ name: "a key id of the wrong shape", opts: (e) => ({ url: at(e, e.victimKeyId.toUpperCase()) }), status: 422, code: "VALIDATION" });
+  }
+  return cases;
+}
+
+/** An Idempotency-Key that is too long or not visible ASCII. */
+function headerCases(route: WriteRoute): Case[] {
+  if (route.method !== "POST" || !["/v1/agents", "/v1/api-keys"].includes(route.route)) return [];
+  return [
+    { name: "a 300-character Idempotency-Key", opts: (e) => ({ payload: route.valid!(e), headers: { "idempotency-key": long(300) } }), status: 400, code: "BAD_REQUEST" },
+    { name: "an Idempotency-Key with spaces", opts: (e) => ({ payload: route.valid!(e), headers: { "idempotency-key": "two words" } }), status: 400, code: "BAD_REQUEST" },
+  ];
+}
+
+describe("bad input on every write route", () => {
+  let env: Env;
+  beforeAll(async () => {
+    env = await setUp(await createTestApp());
+  });
+  afterAll(() => env?.t.close());
+
+  describe.each(routes)("$method $route", (route) => {
+    test.each([...parseCases(route), ...schemaCases(route), ...paramCases(route), ...headerCases(route)])(
+      "$name → $status $code",
+      async ({ opts, status, code, path }) => {
+        const problem = await expectRefused(env, () => request(env, route, opts(env)), status, code);
+        if (path) expect(problem.errors?.map((i) => i.path)).toContain(path);
+      },
+    );
+  });
+
+  test("nothing polluted Object.prototype", () => {
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty("polluted");
+  });
+
+  // Controls, run last: the same routes accept the valid request, so the refusals above
+  // came from the bad input and not from, say, a missing credential or target.
+  test.each(routes)("control: $method $route accepts its valid request", async (route) => {
+    const before = await counts(env.t);
+    const res = await request(env, route, { ...(route.valid ? { payload: route.valid(env) } : {}) });
+    expect(res.statusCode, res.body.slice(0, 300)).toBeLessThan(300);
+    if (route.route !== "/v1/auth/tenant") expect(await counts(env.t)).not.toEqual(before);
+  });
+});
+
+describe("a body over the limit", () => {
+  let env: Env;
+  beforeAll(async () => {
+    env = await setUp(await createTestApp({ bodyLimitBytes: 10_000 }));
+  });
+  afterAll(() => env?.t.close());
+
+  const big = JSON.stringify({ pad: long(20_000) });
+  test.each(routes)("$method $route: a 20 KB JSON body → 413 PAYLOAD_TOO_LARGE", async (route) => {
+    await expectRefused(env, () => request(env, route, { payload: big, contentType: "application/json" }), 413, "PAYLOAD_TOO_LARGE");
+  });
+
+  test.each(routes.filter((r) => r.valid))("$method $route: a 20 KB YAML body → 413 PAYLOAD_TOO_LARGE", async (route) => {
+    await expectRefused(env, () => request(env, route, { payload: `pad: ${long(20_000)}\n`, contentType: "application/yaml" }), 413, "PAYLOAD_TOO_LARGE");
+  });
+});

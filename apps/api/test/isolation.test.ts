@@ -1,0 +1,467 @@
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import {
+  applyAgent,
+  createKey,
+  createTenant,
+  createTestApp,
+  descriptor,
+  PUBLIC_URL,
+  problem,
+  sessionCookie,
+  type TestApp,
+  type TestTenant,
+} from "../../../test/helpers/app";
+
+/**
+ * One tenant-isolation and authentication suite over every /v1 route that needs
+ * credentials. Tenant A owns the resources named in the URLs; tenant B tries to reach
+ * them. Every test must leave tenant A's rows exactly as they were (see afterEach).
+ */
+
+type Scope = "read" | "write" | "admin";
+type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+type Headers = Record<string, string>;
+
+interface Ctx {
+  a: TestTenant;
+  b: TestTenant;
+  /** Tenant A's agents: `agent` is addressed by B; B creates its own `postAgent` and `putAgent`. */
+  agent: string;
+  postAgent: string;
+  putAgent: string;
+  /** A live read key of tenant A. */
+  key: string;
+  aAgentIds: string[];
+  aKeyIds: string[];
+}
+
+interface RouteCase {
+  method: Method;
+  /** The route as registered (checked against the app's routes by the guard test). */
+  route: string;
+  /** The URL to call; {agent}, {putAgent} and {key} name tenant A's resources. */
+  url: string;
+  scope: Scope;
+  body?: (c: Ctx) => unknown;
+  headers?: Headers;
+  /** Needs a console session; tenant B's cross-tenant call uses B's session cookie. */
+  session?: true;
+  /** May an agent-bound key (even with admin scope) call it? */
+  agentKey: "allowed" | "forbidden";
+  /** What tenant B gets when it calls the URL (which names tenant A's resources). */
+  cross: "not-found" | ((res: LightMyRequestResponse, c: Ctx) => void | Promise<void>);
+}
+
+const ids = (res: LightMyRequestResponse) => (res.json().items as { id: string }[]).map((i) => i.id);
+
+const routes: RouteCase[] = [
+  {
+    method: "GET",
+    route: "/v1/agents",
+    url: "/v1/agents?limit=200",
+    scope: "read",
+    agentKey: "allowed",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(200);
+      const items = res.json().items as { id: string; name: string }[];
+      expect(items.map((i) => i.name)).toContain("beta"); // B's own agent: the list works
+      expect(items.map((i) => i.name)).not.toContain(c.agent);
+      for (const id of c.aAgentIds) expect(ids(res)).not.toContain(id);
+    },
+  },
+  {
+    method: "POST",
+    route: "/v1/agents",
+    url: "/v1/agents",
+    scope: "write",
+    body: (c) => descriptor(c.postAgent),
+    // Tenant A created `postAgent` with this key and this exact body.
+    headers: { "idempotency-key": "shared-idem-agent" },
+    agentKey: "forbidden",
+    cross: (res, c) => {
+      // Neither 409 (A's name would leak) nor a replay of A's idempotent response.
+      expect(res.statusCode).toBe(201);
+      expect(res.headers["idempotent-replayed"]).toBeUndefined();
+      expect(res.json()).toMatchObject({ name: c.postAgent, revision: 1 });
+      expect(c.aAgentIds).not.toContain(res.json().id);
+    },
+  },
+  { method: "GET", route: "/v1/agents/:name", url: "/v1/agents/{agent}", scope: "read", agentKey: "allowed", cross: "not-found" },
+  {
+    method: "PUT",
+    route: "/v1/agents/:name",
+    url: "/v1/agents/{putAgent}",
+    scope: "write",
+    body: (c) => descriptor(c.putAgent),
+    agentKey: "forbidden",
+    cross: (res, c) => {
+      // B's PUT creates B's own agent: not "unchanged" (200) as if it matched A's.
+      expect(res.statusCode).toBe(201);
+      expect(res.json()).toMatchObject({ name: c.putAgent, revision: 1, changed: true });
+      expect(c.aAgentIds).not.toContain(res.json().id);
+    },
+  },
+  { method: "GET", route: "/v1/agents/:name/revisions", url: "/v1/agents/{agent}/revisions", scope: "read", agentKey: "allowed", cross: "not-found" },
+  {
+    method: "GET",
+    route: "/v1/agents/:name/revisions/:revision",
+    url: "/v1/agents/{agent}/revisions/1",
+    scope: "read",
+    agentKey: "allowed",
+    cross: "not-found",
+  },
+  {
+    method: "GET",
+    route: "/v1/agents/:name/revisions/:revision/diff",
+    url: "/v1/agents/{agent}/revisions/1/diff",
+    scope: "read",
+    agentKey: "allowed",
+    cross: "not-found",
+  },
+  { method: "POST", route: "/v1/agents/:name/pause", url: "/v1/agents/{agent}/pause", scope: "write", agentKey: "forbidden", cross: "not-found" },
+  { method: "POST", route: "/v1/agents/:name/resume", url: "/v1/agents/{agent}/resume", scope: "write", agentKey: "forbidden", cross: "not-found" },
+  { method: "POST", route: "/v1/agents/:name/retire", url: "/v1/agents/{agent}/retire", scope: "write", agentKey: "forbidden", cross: "not-found" },
+  {
+    method: "GET",
+    route: "/v1/api-keys",
+    url: "/v1/api-keys?limit=200",
+    scope: "admin",
+    agentKey: "allowed",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(200);
+      expect(ids(res).length).toBeGreaterThan(0); // B's own keys: the list works
+      for (const id of c.aKeyIds) expect(ids(res)).not.toContain(id);
+    },
+  },
+  {
+    method: "POST",
+    route: "/v1/api-keys",
+    url: "/v1/api-keys",
+    scope: "admin",
+    // Binding to A's agent, with the Idempotency-Key A used for this exact body.
+    body: (c) => ({ name: "bound", scopes: ["read"], agent: c.agent }),
+    headers: { "idempotency-key": "shared-idem-key" },
+    agentKey: "forbidden",
+    cross: (res) => {
+      expect(res.statusCode).toBe(422);
+      expect(res.headers["idempotent-replayed"]).toBeUndefined();
+      expect(problem(res)).toMatchObject({ code: "VALIDATION", errors: [{ path: "agent", message: "no such agent" }] });
+    },
+  },
+  { method: "DELETE", route: "/v1/api-keys/:id", url: "/v1/api-keys/{key}", scope: "admin", agentKey: "forbidden", cross: "not-found" },
+  {
+    method: "GET",
+    route: "/v1/me",
+    url: "/v1/me",
+    scope: "read",
+    agentKey: "allowed",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json().tenant.id).toBe(c.b.tenantId);
+    },
+  },
+  {
+    method: "GET",
+    route: "/v1/tenant",
+    url: "/v1/tenant",
+    scope: "read",
+    agentKey: "allowed",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ id: c.b.tenantId, name: "Tenant B" });
+    },
+  },
+  {
+    method: "PATCH",
+    route: "/v1/tenant",
+    url: "/v1/tenant",
+    scope: "admin",
+    body: () => ({ name: "Renamed by the caller" }),
+    agentKey: "forbidden",
+    cross: async (res, c) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ id: c.b.tenantId, name: "Renamed by the caller" });
+      // Put B's name back for the GET /v1/tenant check; A is checked by afterEach.
+      const back = await inject({ method: "PATCH", url: "/v1/tenant", headers: c.b.auth, payload: { name: "Tenant B" } });
+      expect(back.statusCode).toBe(200);
+    },
+  },
+  {
+    method: "POST",
+    route: "/v1/auth/tenant",
+    url: "/v1/auth/tenant",
+    scope: "read",
+    session: true,
+    body: (c) => ({ tenantId: c.a.tenantId }),
+    agentKey: "allowed",
+    cross: async (res, c) => {
+      expect(res.statusCode).toBe(404);
+      expect(problem(res).code).toBe("NOT_FOUND");
+      const me = await inject({ url: "/v1/me", headers: { cookie: c.b.cookie } });
+      expect(me.json().tenant.id).toBe(c.b.tenantId);
+    },
+  },
+];
+
+/** Reachable without credentials (`config: { public: true }`). */
+const publicRoutes = ["POST /v1/signup", "POST /v1/auth/login", "POST /v1/auth/logout"];
+
+let t: TestApp;
+let c: Ctx;
+const keys = {} as Record<"readA" | "writeA" | "revokedA" | "expiredA" | "agentA" | "readB" | "writeB", string>;
+let loggedOutCookie: string;
+let snapshotBefore: unknown;
+
+const inject = (opts: InjectOptions) => t.app.inject(opts);
+const bearer = (key: string): Headers => ({ authorization: `Bearer ${key}` });
+const fill = (url: string) => url.replace("{agent}", c.agent).replace("{putAgent}", c.putAgent).replace("{key}", c.key);
+
+function call(row: RouteCase, headers: Headers, url = fill(row.url)) {
+  const mutating = row.method !== "GET";
+  return inject({
+    method: row.method,
+    url,
+    headers: { ...row.headers, ...(mutating && headers.cookie ? { origin: PUBLIC_URL } : {}), ...headers },
+    ...(row.body ? { payload: row.body(c) as object } : {}),
+  });
+}
+
+/** Everything of tenant A that any test here could change (last_used_at aside), in one query. */
+async function snapshotA() {
+  const part = (name: string, sql: string) => `'${name}', (SELECT coalesce(json_agg(x), '[]') FROM (${sql}) x)`;
+  const { rows } = await t.db.database.pool.query(
+    `SELECT json_build_object(
+      ${part("tenant", "SELECT name, time_zone, updated_at FROM tenants WHERE id = $1")},
+      ${part("agents", "SELECT id, name, owner, status, revision, spec_hash, descriptor, updated_at FROM agents WHERE tenant_id = $1 ORDER BY id")},
+      ${part("revisions", "SELECT agent_id, revision, spec_hash FROM agent_revisions WHERE tenant_id = $1 ORDER BY agent_id, revision")},
+      ${part("keys", "SELECT id, name, scopes, agent_id, expires_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY id")},
+      ${part("audit", "SELECT count(*)::int AS n, max(seq)::int AS seq FROM audit_events WHERE tenant_id = $1")},
+      ${part("idempotency", "SELECT key, request_hash, status_code FROM idempotency_keys WHERE tenant_id = $1 ORDER BY key")},
+      ${part("memberships", "SELECT user_id, role FROM memberships WHERE tenant_id = $1 ORDER BY user_id")}
+    ) AS snapshot`,
+    [c.a.tenantId],
+  );
+  return rows[0].snapshot;
+}
+
+function expectUnauthorized(res: LightMyRequestResponse) {
+  expect(res.statusCode).toBe(401);
+  if (res.body === "") return; // HEAD
+  expect(problem(res)).toMatchObject({ status: 401, code: "UNAUTHORIZED", requestId: expect.any(String) });
+}
+
+beforeAll(async () => {
+  t = await createTestApp();
+  const a = await createTenant(t.app, "Tenant A");
+  const b = await createTenant(t.app, "Tenant B");
+
+  const alpha = await applyAgent(t.app, a, "alpha");
+  const alphaPut = await applyAgent(t.app, a, "alpha-put");
+  const alphaPost = await inject({
+    method: "POST",
+    url: "/v1/agents",
+    headers: { ...a.auth, "idempotency-key": "shared-idem-agent" },
+    payload: descriptor("alpha-post"),
+  });
+  expect(alphaPost.statusCode).toBe(201);
+  const bound = await inject({
+    method: "POST",
+    url: "/v1/api-keys",
+    headers: { ...a.auth, "idempotency-key": "shared-idem-key" },
+    payload: { name: "bound", scopes: ["read"], agent: "alpha" },
+  });
+  expect(bound.statusCode).toBe(201);
+  await applyAgent(t.app, b, "beta");
+
+  const readA = await createKey(t.app, a, { scopes: ["read"] });
+  keys.readA = readA.key;
+  keys.writeA = (await createKey(t.app, a, { scopes: ["write"] })).key;
+  keys.agentA = (await createKey(t.app, a, { scopes: ["admin"], agent: "alpha" })).key;
+  keys.readB = (await createKey(t.app, b, { scopes: ["read"] })).key;
+  keys.writeB = (await createKey(t.app, b, { scopes: ["write"] })).key;
+
+  // Revoked and expired admin keys; each works first, so only revocation/expiry can fail it.
+  const revoked = await createKey(t.app, a, { scopes: ["admin"] });
+  const expired = await createKey(t.app, a, { scopes: ["admin"], expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
+  for (const k of [revoked, expired]) expect((await inject({ url: "/v1/me", headers: k.auth })).statusCode).toBe(200);
+  expect((await inject({ method: "DELETE", url: `/v1/api-keys/${revoked.id}`, headers: a.auth })).statusCode).toBe(200);
+  await t.db.database.pool.query("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1", [expired.id]);
+  keys.revokedA = revoked.key;
+  keys.expiredA = expired.key;
+
+  // A console session that has been logged out.
+  const login = await inject({ method: "POST", url: "/v1/auth/login", payload: { email: a.email, password: a.password } });
+  loggedOutCookie = sessionCookie(login);
+  expect((await inject({ method: "POST", url: "/v1/auth/logout", headers: { cookie: loggedOutCookie, origin: PUBLIC_URL } })).statusCode).toBe(204);
+
+  const aKeyIds = (await t.db.database.pool.query<{ id: string }>("SELECT id FROM api_keys WHERE tenant_id = $1", [a.tenantId])).rows.map((r) => r.id);
+  c = {
+    a,
+    b,
+    agent: "alpha",
+    postAgent: "alpha-post",
+    putAgent: "alpha-put",
+    key: readA.id,
+    aAgentIds: [alpha.id, alphaPut.id, alphaPost.json().id],
+    aKeyIds,
+  };
+  expect(aKeyIds).toHaveLength(7);
+  snapshotBefore = await snapshotA();
+});
+
+afterEach(async () => {
+  // Compare, then take the new state as the baseline, so a change fails only the test that made it.
+  const [before, now] = [snapshotBefore, await snapshotA()];
+  snapshotBefore = now;
+  expect(now, "tenant A's rows changed").toEqual(before);
+});
+
+afterAll(() => t?.close());
+
+/** Credentials that must get 401 on every route. */
+const badCredentials: [string, () => Headers][] = [
+  ["no credentials", () => ({})],
+  ["a revoked key", () => bearer(keys.revokedA)],
+  ["an expired key", () => bearer(keys.expiredA)],
+  ["a malformed bearer token", () => ({ authorization: "Bearer not-a-key" })],
+  ["an empty bearer token", () => ({ authorization: "Bearer " })],
+  ["a valid key without the Bearer scheme", () => ({ authorization: keys.readA })],
+  ["a Basic credential", () => ({ authorization: `Basic ${Buffer.from("user:pass").toString("base64")}` })],
+  ["an unknown well-formed key", () => bearer(`bsn_${randomToken(44)}`)],
+  ["a known key's lookup with a wrong secret", () => bearer(keys.readA.slice(0, 16) + randomToken(32))],
+  ["an unknown session cookie", () => ({ cookie: `bosun_session=${randomToken(40)}` })],
+  ["a logged-out session cookie", () => ({ cookie: loggedOutCookie })],
+];
+
+function randomToken(n: number) {
+  const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz";
+  return Array.from(randomBytes(n), (x) => alphabet[x % alphabet.length]).join("");
+}
+
+describe.each(routes)("$method $route", (row) => {
+  test.each(badCredentials)("%s → 401 UNAUTHORIZED", async (_name, headers) => {
+    expectUnauthorized(await call(row, headers()));
+  });
+
+  if (row.method === "GET") {
+    test("HEAD without credentials → 401", async () => {
+      expectUnauthorized(await inject({ method: "HEAD", url: fill(row.url) }));
+    });
+  }
+
+  test("a percent-encoded path gets the same 401 as the plain one", async () => {
+    const plain = await call(row, {});
+    const encoded = await call(row, {}, fill(row.url).replace("/v1/", "/%761/"));
+    expectUnauthorized(encoded);
+    expect(problem(encoded).detail).toBe(problem(plain).detail);
+    expectUnauthorized(await call(row, { authorization: "Bearer not-a-key" }, fill(row.url).replace("/v1/", "/%761/")));
+  });
+
+  const weaker: Scope[] = row.scope === "admin" ? ["read", "write"] : row.scope === "write" ? ["read"] : [];
+  if (weaker.length > 0) {
+    test.each(weaker)(`a %s key lacks the '${row.scope}' scope → 403 FORBIDDEN`, async (scope) => {
+      const res = await call(row, bearer(scope === "read" ? keys.readA : keys.writeA));
+      expect(res.statusCode).toBe(403);
+      expect(problem(res).code).toBe("FORBIDDEN");
+    });
+  }
+
+  if (row.agentKey === "forbidden") {
+    test("an agent-bound admin key → 403 FORBIDDEN", async () => {
+      const res = await call(row, bearer(keys.agentA));
+      expect(res.statusCode).toBe(403);
+      expect(problem(res).code).toBe("FORBIDDEN");
+    });
+  }
+
+  const minimalB = () => (row.session ? { cookie: c.b.cookie } : row.scope === "read" ? bearer(keys.readB) : row.scope === "write" ? bearer(keys.writeB) : c.b.auth);
+  test(`tenant B (${row.session ? "session" : `${row.scope} key`}) cannot reach tenant A's data`, async () => {
+    const res = await call(row, minimalB());
+    // Nothing of tenant A appears in what B gets back, beyond what B itself sent.
+    const sent = fill(row.url) + JSON.stringify(row.body?.(c) ?? null);
+    for (const secret of [c.a.tenantId, ...c.aAgentIds, ...c.aKeyIds]) {
+      if (!sent.includes(secret)) expect(res.body).not.toContain(secret);
+    }
+    if (row.cross === "not-found") {
+      expect(res.statusCode).toBe(404);
+      expect(problem(res).code).toBe("NOT_FOUND");
+    } else {
+      await row.cross(res, c);
+    }
+  });
+
+  if (row.cross === "not-found") {
+    test("tenant B's console session → 404 NOT_FOUND", async () => {
+      const res = await call(row, { cookie: c.b.cookie });
+      expect(res.statusCode).toBe(404);
+      expect(problem(res).code).toBe("NOT_FOUND");
+    });
+  }
+});
+
+describe("positive controls", () => {
+  test("tenant A's own keys reach tenant A's resources", async () => {
+    expect((await inject({ url: "/v1/agents/alpha", headers: bearer(keys.readA) })).json().name).toBe("alpha");
+    expect((await inject({ url: "/v1/agents/alpha/revisions/1/diff", headers: bearer(keys.readA) })).statusCode).toBe(200);
+    expect((await inject({ url: "/v1/api-keys", headers: c.a.auth })).json().items.map((k: { id: string }) => k.id)).toContain(c.key);
+  });
+
+  test("an agent-bound key authenticates as its agent and may read", async () => {
+    const me = await inject({ url: "/v1/me", headers: bearer(keys.agentA) });
+    expect(me.statusCode).toBe(200);
+    expect(me.json()).toMatchObject({ actor: { type: "agent", id: c.aAgentIds[0] }, agentId: c.aAgentIds[0], scopes: ["admin"] });
+    expect((await inject({ url: "/v1/agents/alpha", headers: bearer(keys.agentA) })).statusCode).toBe(200);
+  });
+
+  test("tenant A's key addressed by tenant B stays live", async () => {
+    expect((await inject({ url: "/v1/me", headers: bearer(keys.readA) })).json().tenant.id).toBe(c.a.tenantId);
+  });
+});
+
+/** Every (method, route) the app registered, parsed from printRoutes' tree. */
+function registeredRoutes(app: FastifyInstance): { method: string; route: string }[] {
+  const out: { method: string; route: string }[] = [];
+  const stack: string[] = [];
+  for (const line of app.printRoutes({ commonPrefix: false }).split("\n")) {
+    const m = /^((?:│ {3}| {4})*)[├└]── (\S+)(?: \(([A-Z, ]+)\))?$/.exec(line);
+    if (!m) continue;
+    const depth = m[1]!.length / 4;
+    const path = (depth === 0 ? "" : stack[depth - 1]!) + m[2]!;
+    stack[depth] = path;
+    for (const method of m[3]?.split(", ") ?? []) out.push({ method, route: path });
+  }
+  return out;
+}
+
+describe("the table covers every authenticated route", () => {
+  test("every /v1 route is either in the table or known to be public", async () => {
+    const registered = registeredRoutes(t.app).filter((r) => r.route.startsWith("/v1/"));
+    const table = new Set(routes.map((r) => `${r.method} ${r.route}`));
+    const all = new Set(registered.map((r) => `${r.method} ${r.route}`));
+    // The parser found the routes (so this test cannot pass on an empty list).
+    expect(all).toContain("POST /v1/signup");
+    expect(all).toContain("DELETE /v1/api-keys/:id");
+    expect(all).toContain("GET /v1/agents/:name/revisions/:revision/diff");
+
+    const missing = [...all].filter((r) => {
+      const [method, route] = r.split(" ") as [string, string];
+      const key = method === "HEAD" ? `GET ${route}` : r; // HEAD is Fastify's twin of a GET
+      return !table.has(key) && !publicRoutes.includes(key);
+    });
+    expect(missing, "add these routes to the isolation table (or mark them public)").toEqual([]);
+    // And the table lists no route that does not exist.
+    expect([...table, ...publicRoutes].filter((r) => !all.has(r))).toEqual([]);
+  });
+
+  test("every registered /v1 route outside the public list demands credentials; the public ones do not", async () => {
+    const concrete = (route: string) =>
+      route.replace(":name", "some-agent").replace(":revision", "1").replace(":id", `key_${"0".repeat(26)}`).replace(/:\w+/g, "x");
+    for (const { method, route } of registeredRoutes(t.app).filter((r) => r.route.startsWith("/v1/"))) {
+      const res = await inject({ method: method as Method, url: concrete(route), ...(method === "GET" || method === "HEAD" ? {} : { payload: {} }) });
+      if (publicRoutes.includes(`${method} ${route}`)) expect(res.statusCode, `${method} ${route}`).not.toBe(401);
+      else expect(res.statusCode, `${method} ${route}`).toBe(401);
+    }
+  });
+});
