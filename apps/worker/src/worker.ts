@@ -14,7 +14,7 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
-type Handlers = { [N in JobName]: (payload: JobPayload<N>) => Promise<unknown> };
+type Handlers = { [N in JobName]?: (payload: JobPayload<N>) => Promise<unknown> };
 
 /**
  * The execution plane's consumer loop. Each job's payload is re-parsed against the
@@ -42,7 +42,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
             continue;
           }
           try {
-            const output = await handlers[name](parsed.data as never);
+            const output = await handlers[name]!(parsed.data as never);
             results.push({ id: job.id, status: "completed" as const, output: output as object });
           } catch (err) {
             log.warn({ err }, "job failed; pg-boss will retry");

@@ -1,7 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Scope } from "@bosun/contracts";
-import { type Database, type Db, repo, schema, withTenant } from "@bosun/db";
-import { and, eq } from "drizzle-orm";
+import { type Database, type Db, repo, withTenant } from "@bosun/db";
 import { type Actor, hasScope, requireScope } from "./actor";
 import { audit } from "./audit";
 import { forbidden, notFound, validation } from "./errors";
@@ -202,6 +201,7 @@ export const apiKeyService = (deps: { database: Database }) => {
 
     async list(actor: Actor, q: { limit: number; cursor?: string | undefined }) {
       requireScope(actor, "admin");
+      if (actor.agentId) throw forbidden("an agent's key cannot list API keys");
       const before = decodeCursor(q.cursor, isString);
       const rows = await withTenant(database, actor.tenantId, (tx) =>
         repo.listApiKeys(tx, { tenantId: actor.tenantId, limit: q.limit + 1, before }),
@@ -213,19 +213,13 @@ export const apiKeyService = (deps: { database: Database }) => {
     async revoke(actor: Actor, keyId: string, requestId?: string) {
       requireScope(actor, "admin");
       if (actor.agentId) throw forbidden("an agent's key cannot revoke API keys");
-      return withTenant(database, actor.tenantId, async (tx) => {
-        // Read the row FOR UPDATE: without the lock, concurrent revokes all read it unrevoked
-        // and each writes an api_key.revoke audit event (repo.getApiKey cannot lock).
-        const [before] = await tx
-          .select()
-          .from(schema.apiKeys)
-          .where(and(eq(schema.apiKeys.tenantId, actor.tenantId), eq(schema.apiKeys.id, keyId)))
-          .for("update");
+      const view = await withTenant(database, actor.tenantId, async (tx) => {
+        // Locked, so concurrent revokes of one key write one audit event between them.
+        const before = await repo.getApiKey(tx, { tenantId: actor.tenantId, keyId, forUpdate: true });
         if (!before) throw notFound("API key");
         if (before.revokedAt) return toView(before);
         const after = await repo.revokeApiKey(tx, { tenantId: actor.tenantId, keyId });
         await repo.notifyKeyRevoked(tx, keyId);
-        evict(keyId);
         await audit(
           tx,
           actor,
@@ -234,6 +228,10 @@ export const apiKeyService = (deps: { database: Database }) => {
         );
         return toView(after!);
       });
+      // After commit: evicting earlier would let a request in between re-cache the row
+      // that was still unrevoked in its snapshot.
+      evict(keyId);
+      return view;
     },
   };
 };

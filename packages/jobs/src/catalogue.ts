@@ -15,7 +15,22 @@ export const jobs = {
     queue: { policy: "standard", retryLimit: 5, retryDelay: 2, retryBackoff: true, expireInSeconds: 60 },
     description: "Arms or disarms the scheduler for an agent after a revision is applied.",
   },
+  "agent.wake": {
+    payload: z.object({
+      tenantId: z.string(),
+      agentId: z.string(),
+      reason: z.enum(["task", "message", "schedule", "waitpoint", "manual", "recheck"]),
+    }),
+    // `short`: at most one queued wake per agent (singletonKey = the agent's session) while
+    // one runs; a burst of messages coalesces into the next wake. Not a mutex: the session
+    // lease in Postgres is what keeps one run per agent.
+    queue: { policy: "short", retryLimit: 3, retryDelay: 1, retryBackoff: true, expireInSeconds: 900 },
+    description: "Looks at an agent's inbox (tasks, messages, resolved waitpoints) and runs it if there is work.",
+  },
 } as const satisfies Record<string, JobDefinition>;
+
+/** The singletonKey of an agent's wake-ups: one agent, one session. */
+export const wakeKey = (tenantId: string, agentId: string) => `${tenantId}:${agentId}`;
 
 export interface JobDefinition {
   payload: z.ZodType;

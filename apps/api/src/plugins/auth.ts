@@ -28,6 +28,12 @@ export function registerAuth(app: FastifyInstance, deps: { apiKeys: ApiKeyServic
     // Judge by the matched route, not the raw URL: the router decodes percent-escapes, so
     // `/%761/agents` reaches /v1/agents although its raw URL does not start with "/v1/".
     const isPublic = req.routeOptions.config?.public === true || !(req.routeOptions.url ?? req.url).startsWith("/v1/");
+    // Public writes (signup, login, logout) need no Origin (scripts send none), but one
+    // that names another site is refused: that stops login CSRF, where a foreign page
+    // logs the visitor into the attacker's account.
+    if (isPublic && MUTATING.has(req.method) && req.headers.origin !== undefined && !sameOrigin(req, deps.publicUrl)) {
+      throw new AppError("FORBIDDEN", "cross-site request refused: the Origin header does not match this server");
+    }
     const header = req.headers.authorization;
     if (header !== undefined) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -43,7 +49,7 @@ export function registerAuth(app: FastifyInstance, deps: { apiKeys: ApiKeyServic
     if (sessionId) {
       const resolved = await deps.identity.sessionActor(sessionId);
       if (resolved) {
-        if (MUTATING.has(req.method) && !sameOrigin(req, deps.publicUrl)) {
+        if (MUTATING.has(req.method) && !isPublic && !sameOrigin(req, deps.publicUrl)) {
           throw new AppError("FORBIDDEN", "cross-site request refused: the Origin header does not match this server");
         }
         req.actor = resolved.actor;

@@ -61,11 +61,12 @@ export async function listApiKeys(
     .limit(limit);
 }
 
-export async function getApiKey(db: Db, { tenantId, keyId }: { tenantId: string; keyId: string }) {
-  const [k] = await db
+export async function getApiKey(db: Db, { tenantId, keyId, forUpdate = false }: { tenantId: string; keyId: string; forUpdate?: boolean }) {
+  const q = db
     .select()
     .from(apiKeys)
     .where(and(eq(apiKeys.tenantId, tenantId), eq(apiKeys.id, keyId)));
+  const [k] = forUpdate ? await q.for("update") : await q;
   return k;
 }
 

@@ -3,3 +3,4 @@ export * from "./api-keys";
 export * from "./audit";
 export * from "./idempotency";
 export * from "./tenants";
+export * as runtime from "./runtime";

@@ -1,0 +1,372 @@
+import type { Db } from "../client";
+
+/**
+ * The agent runtime's queries: session leases, runs, steps, waitpoints and messages.
+ * Plain SQL: these statements are the execution plane's hot path and their locking is
+ * the point, so they are spelled out rather than built.
+ */
+
+export interface Fence {
+  tenantId: string;
+  agentId: string;
+  owner: string;
+  epoch: number;
+}
+
+export class LeaseLostError extends Error {
+  constructor(f: Fence) {
+    super(`lease on agent ${f.agentId} (epoch ${f.epoch}) is no longer held by ${f.owner}`);
+    this.name = "LeaseLostError";
+  }
+}
+
+/**
+ * Takes the agent's session lease if it is free or expired, in one statement; otherwise
+ * marks the session as wanted, so that the holder, when it releases, sees the mark and
+ * wakes the agent again. One statement matters: "try, then mark" as two could let the
+ * holder release in between and lose the wake-up.
+ */
+export async function acquireOrMark(
+  db: Db,
+  { tenantId, agentId, owner, ttlSeconds }: { tenantId: string; agentId: string; owner: string; ttlSeconds: number },
+): Promise<number | null> {
+  await db.$client.query(
+    `INSERT INTO agent_sessions (tenant_id, agent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+    [tenantId, agentId],
+  );
+  const { rows } = await db.$client.query<{ acquired: boolean; lease_epoch: string }>(
+    `UPDATE agent_sessions s SET
+        lease_owner      = CASE WHEN f.free THEN $3 ELSE s.lease_owner END,
+        lease_epoch      = CASE WHEN f.free THEN s.lease_epoch + 1 ELSE s.lease_epoch END,
+        lease_expires_at = CASE WHEN f.free THEN now() + make_interval(secs => $4) ELSE s.lease_expires_at END,
+        wake_requested_at = CASE WHEN f.free THEN NULL ELSE now() END
+     FROM (SELECT tenant_id, agent_id, (lease_owner IS NULL OR lease_expires_at < now()) AS free
+           FROM agent_sessions WHERE tenant_id = $1 AND agent_id = $2 FOR UPDATE) f
+     WHERE s.tenant_id = f.tenant_id AND s.agent_id = f.agent_id
+     RETURNING f.free AS acquired, s.lease_epoch`,
+    [tenantId, agentId, owner, ttlSeconds],
+  );
+  const r = rows[0];
+  return r?.acquired ? Number(r.lease_epoch) : null;
+}
+
+/**
+ * The fence at the start of every write of a run: it checks the lease is still ours,
+ * extends it, and row-locks the session until the transaction ends, so no one can take
+ * the lease while this write is in flight. Throws LeaseLostError otherwise.
+ */
+export async function fence(db: Db, f: Fence, ttlSeconds: number): Promise<void> {
+  const { rowCount } = await db.$client.query(
+    `UPDATE agent_sessions SET lease_expires_at = greatest(lease_expires_at, now() + make_interval(secs => $5))
+     WHERE tenant_id = $1 AND agent_id = $2 AND lease_owner = $3 AND lease_epoch = $4`,
+    [f.tenantId, f.agentId, f.owner, f.epoch, ttlSeconds],
+  );
+  if (rowCount !== 1) throw new LeaseLostError(f);
+}
+
+/** Releases the lease; returns whether something asked for the agent meanwhile. */
+export async function releaseLease(db: Db, f: Fence): Promise<{ released: boolean; wakeRequested: boolean }> {
+  // The locking subquery reads the newest version of the row (a plain subquery would read
+  // the statement's snapshot and could miss a mark committed while we waited for the lock).
+  const { rows } = await db.$client.query<{ wake: boolean }>(
+    `UPDATE agent_sessions s SET lease_owner = NULL, lease_expires_at = NULL, wake_requested_at = NULL, last_run_at = now()
+     FROM (SELECT tenant_id, agent_id, wake_requested_at FROM agent_sessions
+           WHERE tenant_id = $1 AND agent_id = $2 AND lease_owner = $3 AND lease_epoch = $4 FOR UPDATE) old
+     WHERE s.tenant_id = old.tenant_id AND s.agent_id = old.agent_id
+     RETURNING old.wake_requested_at IS NOT NULL AS wake`,
+    [f.tenantId, f.agentId, f.owner, f.epoch],
+  );
+  return rows[0] ? { released: true, wakeRequested: rows[0].wake } : { released: false, wakeRequested: false };
+}
+
+/** Marks the session so the current lease holder re-checks the inbox when it releases. */
+export async function requestWake(db: Db, { tenantId, agentId }: { tenantId: string; agentId: string }): Promise<void> {
+  await db.$client.query(
+    `INSERT INTO agent_sessions (tenant_id, agent_id, wake_requested_at) VALUES ($1, $2, now())
+     ON CONFLICT (tenant_id, agent_id) DO UPDATE SET wake_requested_at = now()`,
+    [tenantId, agentId],
+  );
+}
+
+export interface RunRow {
+  tenantId: string;
+  id: string;
+  agentId: string;
+  taskId: string | null;
+  parentRunId: string | null;
+  rootRunId: string;
+  traceparent: string;
+  trigger: string;
+  status: "running" | "waiting" | "succeeded" | "failed" | "cancelled";
+  model: string | null;
+  stepCount: number;
+  inputTokens: number;
+  outputTokens: number;
+  limits: { maxSteps: number; maxTokens: number; maxWallMs: number };
+  input: unknown;
+  result: unknown;
+  error: unknown;
+  createdAt: Date;
+  startedAt: Date | null;
+  endedAt: Date | null;
+}
+
+const RUN_COLUMNS = `tenant_id AS "tenantId", id, agent_id AS "agentId", task_id AS "taskId", parent_run_id AS "parentRunId",
+  root_run_id AS "rootRunId", traceparent, trigger, status, model, step_count AS "stepCount",
+  input_tokens::float8 AS "inputTokens", output_tokens::float8 AS "outputTokens", limits, input, result, error,
+  created_at AS "createdAt", started_at AS "startedAt", ended_at AS "endedAt"`;
+
+export async function insertRun(
+  db: Db,
+  r: Pick<RunRow, "tenantId" | "id" | "agentId" | "taskId" | "parentRunId" | "rootRunId" | "traceparent" | "trigger" | "limits" | "input"> & {
+    status?: RunRow["status"];
+  },
+): Promise<RunRow> {
+  const { rows } = await db.$client.query<RunRow>(
+    `INSERT INTO runs (tenant_id, id, agent_id, task_id, parent_run_id, root_run_id, traceparent, trigger, status, limits, input)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${RUN_COLUMNS}`,
+    [r.tenantId, r.id, r.agentId, r.taskId, r.parentRunId, r.rootRunId, r.traceparent, r.trigger, r.status ?? "running", r.limits, JSON.stringify(r.input ?? null)],
+  );
+  return rows[0]!;
+}
+
+export async function getRun(db: Db, { tenantId, runId }: { tenantId: string; runId: string }): Promise<RunRow | undefined> {
+  const { rows } = await db.$client.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND id = $2`, [tenantId, runId]);
+  return rows[0];
+}
+
+export async function listRuns(
+  db: Db,
+  q: { tenantId: string; limit: number; before?: string | undefined; agentId?: string | undefined; status?: string | undefined; rootRunId?: string | undefined },
+): Promise<RunRow[]> {
+  const where = ["tenant_id = $1"];
+  const values: unknown[] = [q.tenantId, q.limit];
+  if (q.before) where.push(`id < $${values.push(q.before)}`);
+  if (q.agentId) where.push(`agent_id = $${values.push(q.agentId)}`);
+  if (q.status) where.push(`status = $${values.push(q.status)}`);
+  if (q.rootRunId) where.push(`root_run_id = $${values.push(q.rootRunId)}`);
+  const { rows } = await db.$client.query<RunRow>(
+    `SELECT ${RUN_COLUMNS} FROM runs WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT $2`,
+    values,
+  );
+  return rows;
+}
+
+/** The run this agent should continue: one left running by a dead worker, or one whose waits are all resolved. */
+export async function findResumableRun(db: Db, { tenantId, agentId }: { tenantId: string; agentId: string }): Promise<RunRow | undefined> {
+  const { rows } = await db.$client.query<RunRow>(
+    `SELECT ${RUN_COLUMNS} FROM runs r
+     WHERE r.tenant_id = $1 AND r.agent_id = $2 AND (
+       r.status = 'running'
+       OR (r.status = 'waiting' AND NOT EXISTS (
+             SELECT 1 FROM waitpoints w WHERE w.tenant_id = r.tenant_id AND w.run_id = r.id AND w.status = 'pending')))
+     ORDER BY r.created_at LIMIT 1`,
+    [tenantId, agentId],
+  );
+  return rows[0];
+}
+
+export async function updateRun(
+  db: Db,
+  { tenantId, runId, patch }: { tenantId: string; runId: string; patch: Partial<Pick<RunRow, "status" | "model" | "result" | "error">> & { addSteps?: number; addInput?: number; addOutput?: number; started?: boolean; ended?: boolean } },
+): Promise<void> {
+  await db.$client.query(
+    `UPDATE runs SET
+       status = coalesce($3, status), model = coalesce($4, model),
+       result = CASE WHEN $5::boolean THEN $6::jsonb ELSE result END,
+       error = CASE WHEN $7::boolean THEN $8::jsonb ELSE error END,
+       step_count = step_count + $9, input_tokens = input_tokens + $10, output_tokens = output_tokens + $11,
+       started_at = CASE WHEN $12 THEN coalesce(started_at, now()) ELSE started_at END,
+       ended_at = CASE WHEN $13 THEN now() ELSE ended_at END
+     WHERE tenant_id = $1 AND id = $2`,
+    [
+      tenantId,
+      runId,
+      patch.status ?? null,
+      patch.model ?? null,
+      "result" in patch,
+      JSON.stringify(patch.result ?? null),
+      "error" in patch,
+      JSON.stringify(patch.error ?? null),
+      patch.addSteps ?? 0,
+      patch.addInput ?? 0,
+      patch.addOutput ?? 0,
+      patch.started ?? false,
+      patch.ended ?? false,
+    ],
+  );
+}
+
+export interface StepRow {
+  tenantId: string;
+  runId: string;
+  runCreatedAt: Date;
+  seq: number;
+  kind: "llm" | "tool" | "message" | "delegate" | "wait" | "idle" | "usage";
+  name: string | null;
+  status: "ok" | "error";
+  input: unknown;
+  output: unknown;
+  provider: string | null;
+  model: string | null;
+  inputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  outputTokens: number;
+  latencyMs: number | null;
+  leaseEpoch: number | null;
+  createdAt: Date;
+}
+
+const STEP_COLUMNS = `tenant_id AS "tenantId", run_id AS "runId", run_created_at AS "runCreatedAt", seq, kind, name, status, input, output,
+  provider, model, input_tokens AS "inputTokens", cache_read_tokens AS "cacheReadTokens", cache_write_tokens AS "cacheWriteTokens",
+  output_tokens AS "outputTokens", latency_ms AS "latencyMs", lease_epoch::float8 AS "leaseEpoch", created_at AS "createdAt"`;
+
+/** Inserts a step; the (run, seq) key makes a replayed step a conflict, never a duplicate. */
+export async function insertStep(db: Db, s: Omit<StepRow, "createdAt">): Promise<StepRow> {
+  const { rows } = await db.$client.query<StepRow>(
+    `INSERT INTO steps (tenant_id, run_id, run_created_at, seq, kind, name, status, input, output, provider, model,
+                        input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, latency_ms, lease_epoch)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) RETURNING ${STEP_COLUMNS}`,
+    [
+      s.tenantId, s.runId, s.runCreatedAt, s.seq, s.kind, s.name, s.status, JSON.stringify(s.input ?? null), JSON.stringify(s.output ?? null),
+      s.provider, s.model, s.inputTokens, s.cacheReadTokens, s.cacheWriteTokens, s.outputTokens, s.latencyMs, s.leaseEpoch,
+    ],
+  );
+  return rows[0]!;
+}
+
+export async function listSteps(db: Db, { tenantId, runId, afterSeq = -1, limit = 1000 }: { tenantId: string; runId: string; afterSeq?: number; limit?: number }): Promise<StepRow[]> {
+  const { rows } = await db.$client.query<StepRow>(
+    `SELECT ${STEP_COLUMNS} FROM steps WHERE tenant_id = $1 AND run_id = $2 AND seq > $3 ORDER BY seq LIMIT $4`,
+    [tenantId, runId, afterSeq, limit],
+  );
+  return rows;
+}
+
+export interface WaitpointRow {
+  tenantId: string;
+  id: string;
+  runId: string;
+  agentId: string;
+  kind: "approval" | "child_run" | "timer" | "event";
+  status: "pending" | "resolved" | "expired" | "cancelled";
+  ref: string | null;
+  resumeAt: Date | null;
+  expiresAt: Date | null;
+  payload: unknown;
+  resolution: unknown;
+  consumedAt: Date | null;
+}
+
+const WP_COLUMNS = `tenant_id AS "tenantId", id, run_id AS "runId", agent_id AS "agentId", kind, status, ref, resume_at AS "resumeAt",
+  expires_at AS "expiresAt", payload, resolution, consumed_at AS "consumedAt"`;
+
+export async function insertWaitpoint(
+  db: Db,
+  w: Pick<WaitpointRow, "tenantId" | "id" | "runId" | "agentId" | "kind" | "ref" | "resumeAt" | "expiresAt" | "payload">,
+): Promise<void> {
+  await db.$client.query(
+    `INSERT INTO waitpoints (tenant_id, id, run_id, agent_id, kind, ref, resume_at, expires_at, payload) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`,
+    [w.tenantId, w.id, w.runId, w.agentId, w.kind, w.ref, w.resumeAt, w.expiresAt, JSON.stringify(w.payload ?? null)],
+  );
+}
+
+export async function getWaitpoint(db: Db, { tenantId, id }: { tenantId: string; id: string }): Promise<WaitpointRow | undefined> {
+  const { rows } = await db.$client.query<WaitpointRow>(`SELECT ${WP_COLUMNS} FROM waitpoints WHERE tenant_id = $1 AND id = $2`, [tenantId, id]);
+  return rows[0];
+}
+
+/** Resolves a pending waitpoint once; returns it, or undefined if it was not pending. */
+export async function resolveWaitpoint(
+  db: Db,
+  { tenantId, id, status, resolution }: { tenantId: string; id: string; status: "resolved" | "expired" | "cancelled"; resolution: unknown },
+): Promise<WaitpointRow | undefined> {
+  const { rows } = await db.$client.query<WaitpointRow>(
+    `UPDATE waitpoints SET status = $3, resolution = $4, resolved_at = now()
+     WHERE tenant_id = $1 AND id = $2 AND status = 'pending' RETURNING ${WP_COLUMNS}`,
+    [tenantId, id, status, JSON.stringify(resolution ?? null)],
+  );
+  return rows[0];
+}
+
+export async function waitpointsOfRun(db: Db, { tenantId, runId }: { tenantId: string; runId: string }): Promise<WaitpointRow[]> {
+  const { rows } = await db.$client.query<WaitpointRow>(
+    `SELECT ${WP_COLUMNS} FROM waitpoints WHERE tenant_id = $1 AND run_id = $2 ORDER BY created_at`,
+    [tenantId, runId],
+  );
+  return rows;
+}
+
+export async function consumeWaitpoints(db: Db, { tenantId, runId }: { tenantId: string; runId: string }): Promise<void> {
+  await db.$client.query(
+    `UPDATE waitpoints SET consumed_at = now() WHERE tenant_id = $1 AND run_id = $2 AND status <> 'pending' AND consumed_at IS NULL`,
+    [tenantId, runId],
+  );
+}
+
+export async function pendingChildWaitpoints(db: Db, { tenantId, childRunId }: { tenantId: string; childRunId: string }): Promise<WaitpointRow[]> {
+  const { rows } = await db.$client.query<WaitpointRow>(
+    `SELECT ${WP_COLUMNS} FROM waitpoints WHERE tenant_id = $1 AND kind = 'child_run' AND ref = $2 AND status = 'pending'`,
+    [tenantId, childRunId],
+  );
+  return rows;
+}
+
+/** Timer waitpoints that are due, across tenants (system sweep). */
+export async function dueTimers(db: Db, limit: number): Promise<WaitpointRow[]> {
+  const { rows } = await db.$client.query<WaitpointRow>(
+    `SELECT ${WP_COLUMNS} FROM waitpoints WHERE status = 'pending' AND resume_at IS NOT NULL AND resume_at <= now()
+     ORDER BY resume_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
+    [limit],
+  );
+  return rows;
+}
+
+export interface MessageRow {
+  id: string;
+  fromType: string;
+  fromId: string;
+  body: string;
+  createdAt: Date;
+}
+
+export async function insertMessage(
+  db: Db,
+  m: { tenantId: string; id: string; toAgentId: string; fromType: string; fromId: string; body: string },
+): Promise<void> {
+  await db.$client.query(
+    `INSERT INTO messages (tenant_id, id, to_agent_id, from_type, from_id, body) VALUES ($1,$2,$3,$4,$5,$6)`,
+    [m.tenantId, m.id, m.toAgentId, m.fromType, m.fromId, m.body],
+  );
+}
+
+/** Takes every unread message of an agent for one run (they coalesce into it). */
+export async function takeUnreadMessages(db: Db, { tenantId, agentId, runId, limit }: { tenantId: string; agentId: string; runId: string; limit: number }): Promise<MessageRow[]> {
+  const { rows } = await db.$client.query<MessageRow>(
+    `UPDATE messages m SET read_at = now(), read_by_run_id = $3
+     FROM (SELECT id FROM messages WHERE tenant_id = $1 AND to_agent_id = $2 AND read_at IS NULL ORDER BY created_at LIMIT $4 FOR UPDATE) u
+     WHERE m.tenant_id = $1 AND m.id = u.id
+     RETURNING m.id, m.from_type AS "fromType", m.from_id AS "fromId", m.body, m.created_at AS "createdAt"`,
+    [tenantId, agentId, runId, limit],
+  );
+  return rows.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+}
+
+export async function hasUnreadMessages(db: Db, { tenantId, agentId }: { tenantId: string; agentId: string }): Promise<boolean> {
+  const { rows } = await db.$client.query(
+    `SELECT 1 FROM messages WHERE tenant_id = $1 AND to_agent_id = $2 AND read_at IS NULL LIMIT 1`,
+    [tenantId, agentId],
+  );
+  return rows.length > 0;
+}
+
+/** Session leases held past their expiry, across tenants (system sweep). */
+export async function expiredSessions(db: Db, limit: number): Promise<{ tenantId: string; agentId: string }[]> {
+  const { rows } = await db.$client.query<{ tenantId: string; agentId: string }>(
+    `SELECT tenant_id AS "tenantId", agent_id AS "agentId" FROM agent_sessions
+     WHERE lease_owner IS NOT NULL AND lease_expires_at < now() ORDER BY lease_expires_at LIMIT $1`,
+    [limit],
+  );
+  return rows;
+}
