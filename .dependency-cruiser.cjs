@@ -46,6 +46,13 @@ module.exports = {
       to: { path: "^packages/core/" },
     },
     {
+      name: "llm-is-a-leaf",
+      comment: "packages/llm speaks to model providers only: no apps, no database, no queue, no HTTP server.",
+      severity: "error",
+      from: { path: "^packages/llm/" },
+      to: { path: "^apps/|^packages/(core|db|jobs)/|node_modules/(fastify|@fastify|pg-boss|pg|drizzle-orm)/" },
+    },
+    {
       name: "no-circular",
       severity: "error",
       from: {},

@@ -21,6 +21,16 @@ export const modelSpecSchema = z.strictObject({
   pinned_revision: z.string().min(1).max(100).optional(),
   base_url: z.url({ protocol: /^https?$/, error: "must be an http or https URL" }).max(2000).optional(),
   max_tokens: z.number().int().min(1).max(200_000).optional(),
+  /** For the offline `scripted` provider: tool calls (or text) to make, in order. */
+  script: z
+    .array(
+      z.union([
+        z.strictObject({ call: z.string().min(1).max(200), input: z.record(z.string(), z.unknown()).optional() }),
+        z.strictObject({ say: z.string().max(10_000) }),
+      ]),
+    )
+    .max(200)
+    .optional(),
 });
 
 export const descriptorSchema = z
