@@ -9,7 +9,7 @@ import { loadApiConfig, startApi } from "@bosun/api";
 import { bootstrap, createServices } from "@bosun/core";
 import { createDatabase, runMigrations, startEmbeddedPostgres } from "@bosun/db";
 import { createJobs } from "@bosun/jobs";
-import { startWorker } from "@bosun/worker";
+import { createRuntime, startWorker } from "@bosun/worker";
 import pino from "pino";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -39,7 +39,14 @@ const api = await startApi({ database, databaseUrl: url, jobs: producer, config,
 
 const workerJobs = createJobs({ connectionString: url, role: "worker" });
 const workerServices = createServices({ database, jobs: workerJobs, secureCookies: false });
-const worker = await startWorker({ jobs: workerJobs, services: workerServices, logger: log.child({ component: "worker" }) });
+const workerLog = log.child({ component: "worker" });
+const worker = await startWorker({
+  jobs: workerJobs,
+  services: workerServices,
+  logger: workerLog,
+  runtime: createRuntime(workerServices, workerJobs, { logger: workerLog }),
+  tickMs: Number(process.env.BOSUN_TICK_MS ?? 5000),
+});
 
 const credentialsFile = path.join(dataDir, "bootstrap.json");
 let creds: { email?: string; password?: string; apiKey?: string } = {};

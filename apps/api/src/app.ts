@@ -13,6 +13,8 @@ import { agentRoutes } from "./routes/agents";
 import { apiKeyRoutes } from "./routes/api-keys";
 import { healthRoutes } from "./routes/health";
 import { identityRoutes } from "./routes/identity";
+import { taskRoutes } from "./routes/tasks";
+import { runRoutes } from "./routes/runs";
 import type { Services } from "./services";
 
 /** One redact list for everything that must never reach a log line. */
@@ -81,6 +83,8 @@ export async function buildApp(services: Services, config: ApiConfig, opts: { lo
   identityRoutes(app, services);
   apiKeyRoutes(app, services);
   agentRoutes(app, services);
+  taskRoutes(app, services);
+  runRoutes(app, services);
   await registerConsole(app, config.consoleDir);
 
   app.addHook("preClose", async () => {

@@ -17,14 +17,21 @@ interface Env {
   cookie: string;
   /** A live key of tenant A that DELETE /v1/api-keys/:id addresses. */
   victimKeyId: string;
+  /** The key of tenant A's agent `task-agent`, which the task lease routes need. */
+  agentAuth: { authorization: string };
+  /** One target task per task route, in the state that route accepts: `{task.claim}` in a URL. */
+  tasks: Record<string, string>;
+  /** Target runs: `{run.cancel}` (a manual run), `{run.usage}` and `{run.finish}` (task-agent's external run). */
+  runs: Record<string, string>;
 }
 
 interface WriteRoute {
   method: Method;
   route: string;
-  /** {key} is the victim key's id. Each agent route has its own target agent. */
+  /** {key} is the victim key's id, {task.x} the target task of route x. Each agent route has its own target agent. */
   url: string;
-  auth: "key" | "session" | "none";
+  /** `agent`: the agent's own key, for the lease routes. */
+  auth: "key" | "agent" | "session" | "none";
   /** A body the route accepts; absent for routes that take no body. */
   valid?: (e: Env) => Record<string, unknown>;
   wrongTypes?: Record<string, unknown>;
@@ -32,7 +39,7 @@ interface WriteRoute {
   unknownField?: { body: (e: Env) => Record<string, unknown>; path: string };
   /** Absurd values; all must be refused with 422 VALIDATION. */
   absurd?: [string, (e: Env) => unknown][];
-  /** Whether the URL has a path parameter to abuse: the agent name or the key id. */
+  /** Whether the URL has a path parameter to abuse: the agent name or an id (key, task). */
   param?: "name" | "id";
 }
 
@@ -53,6 +60,13 @@ const withName = (name: string, body: unknown) => {
   if (d.metadata && d.metadata.name === "fresh") d.metadata.name = name;
   return d;
 };
+
+const TASK_ID = `tsk_${"0".repeat(26)}`;
+const epochAbsurd: [string, (e: Env) => unknown][] = [
+  ["a negative epoch", () => ({ epoch: -1 })],
+  ["a fractional epoch", () => ({ epoch: 1.5 })],
+  ["an epoch beyond 2^53", () => ({ epoch: 2 ** 60 })],
+];
 
 const routes: WriteRoute[] = [
   {
@@ -144,6 +158,196 @@ const routes: WriteRoute[] = [
   { method: "POST", route: "/v1/agents/:name/resume", url: "/v1/agents/resume-target/resume", auth: "key", param: "name" },
   { method: "POST", route: "/v1/agents/:name/retire", url: "/v1/agents/retire-target/retire", auth: "key", param: "name" },
   {
+    method: "POST",
+    route: "/v1/tasks",
+    url: "/v1/tasks",
+    auth: "key",
+    valid: () => ({ title: "Fresh task", assignee: "task-agent", priority: 60 }),
+    wrongTypes: { title: 5, priority: "high", assignee: ["task-agent"], depends_on: TASK_ID, requires_review: "yes" },
+    unknownField: { body: () => ({ title: "Fresh task", assignee: "task-agent", deadline: "tomorrow" }), path: "deadline" },
+    absurd: [
+      ["a 100 000-character title", () => ({ title: long(100_000), assignee: "task-agent" })],
+      ["a 200 000-character body", () => ({ title: "t", body: long(200_000), assignee: "task-agent" })],
+      ["a priority over 100", () => ({ title: "t", assignee: "task-agent", priority: 101 })],
+      ["a negative priority", () => ({ title: "t", assignee: "task-agent", priority: -1 })],
+      ["10 000 dependencies", () => ({ title: "t", assignee: "task-agent", depends_on: Array.from({ length: 10_000 }, () => TASK_ID) })],
+      ["a dependency that is not a task id", () => ({ title: "t", assignee: "task-agent", depends_on: ["agt_x"] })],
+      ["a dependency on a task that does not exist", () => ({ title: "t", assignee: "task-agent", depends_on: [TASK_ID] })],
+      ["max_attempts 0", () => ({ title: "t", assignee: "task-agent", max_attempts: 0 })],
+      ["max_attempts 1000", () => ({ title: "t", assignee: "task-agent", max_attempts: 1000 })],
+      ["an assignee and a domain", () => ({ title: "t", assignee: "task-agent", domain: "test/x" })],
+      ["neither assignee nor domain", () => ({ title: "t" })],
+      ["a glob as the domain", () => ({ title: "t", domain: "test/**" })],
+      ["an assignee that does not exist", () => ({ title: "t", assignee: "nobody" })],
+      ["a NUL byte in the title", () => ({ title: "a\u0000b", assignee: "task-agent" })],
+    ],
+  },
+  {
+    method: "PATCH",
+    route: "/v1/tasks/:id",
+    url: "/v1/tasks/{task.patch}",
+    auth: "key",
+    param: "id",
+    valid: () => ({ title: "Patched", priority: 80 }),
+    wrongTypes: { title: 1, priority: "urgent", add_depends_on: TASK_ID },
+    unknownField: { body: () => ({ priority: 80, status: "done" }), path: "status" },
+    absurd: [
+      ["an empty patch", () => ({})],
+      ["a 100 000-character title", () => ({ title: long(100_000) })],
+      ["a priority of 1000", () => ({ priority: 1000 })],
+      ["a dependency on itself", (e) => ({ add_depends_on: [e.tasks.patch] })],
+      ["a dependency on a task that does not exist", () => ({ add_depends_on: [TASK_ID] })],
+      ["a NUL byte in the body", () => ({ body: "a\u0000b" })],
+    ],
+  },
+  { method: "POST", route: "/v1/tasks/:id/cancel", url: "/v1/tasks/{task.cancel}/cancel", auth: "key", param: "id" },
+  {
+    method: "POST",
+    route: "/v1/tasks/:id/claim",
+    url: "/v1/tasks/{task.claim}/claim",
+    auth: "agent",
+    param: "id",
+    valid: () => ({ ttlSeconds: 120 }),
+    wrongTypes: { ttlSeconds: "two minutes" },
+    unknownField: { body: () => ({ ttlSeconds: 120, owner: "someone-else" }), path: "owner" },
+    absurd: [
+      ["a zero ttl", () => ({ ttlSeconds: 0 })],
+      ["a ttl over an hour", () => ({ ttlSeconds: 3601 })],
+      ["a fractional ttl", () => ({ ttlSeconds: 1.5 })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/tasks/:id/start",
+    url: "/v1/tasks/{task.start}/start",
+    auth: "agent",
+    param: "id",
+    valid: () => ({ epoch: 1 }),
+    wrongTypes: { epoch: "1" },
+    unknownField: { body: () => ({ epoch: 1, force: true }), path: "force" },
+    absurd: epochAbsurd,
+  },
+  {
+    method: "POST",
+    route: "/v1/tasks/:id/heartbeat",
+    url: "/v1/tasks/{task.heartbeat}/heartbeat",
+    auth: "agent",
+    param: "id",
+    valid: () => ({ epoch: 1, ttlSeconds: 600 }),
+    wrongTypes: { epoch: true, ttlSeconds: "forever" },
+    unknownField: { body: () => ({ epoch: 1, leaseOwner: "me" }), path: "leaseOwner" },
+    absurd: [...epochAbsurd, ["a ttl of a day", () => ({ epoch: 1, ttlSeconds: 86_400 })]],
+  },
+  {
+    method: "POST",
+    route: "/v1/tasks/:id/complete",
+    url: "/v1/tasks/{task.complete}/complete",
+    auth: "agent",
+    param: "id",
+    valid: () => ({ epoch: 1, result: { reconciled: 3 } }),
+    wrongTypes: { epoch: "one", result: { ok: true } },
+    unknownField: { body: () => ({ epoch: 1, result: { ok: true }, status: "done" }), path: "status" },
+    absurd: [
+      ...epochAbsurd.map(([label, body]) => [label, (e: Env) => ({ ...(body(e) as object), result: "ok" })] as [string, (e: Env) => unknown]),
+      ["no result", () => ({ epoch: 1 })],
+      ["a null result", () => ({ epoch: 1, result: null })],
+      ["an empty object as the result", () => ({ epoch: 1, result: {} })],
+      ["a blank string as the result", () => ({ epoch: 1, result: "   " })],
+      ["a result nested 1000 deep", () => ({ epoch: 1, result: JSON.parse(`${"[".repeat(1000)}1${"]".repeat(1000)}`) })],
+      ["a NUL byte in the result", () => ({ epoch: 1, result: { text: "a\u0000b" } })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/tasks/:id/fail",
+    url: "/v1/tasks/{task.fail}/fail",
+    auth: "agent",
+    param: "id",
+    valid: () => ({ epoch: 1, error: "the ledger is down", retry: true }),
+    wrongTypes: { epoch: 1, error: { message: "down" }, retry: "yes" },
+    unknownField: { body: () => ({ epoch: 1, error: "down", attempts: 0 }), path: "attempts" },
+    absurd: [
+      ...epochAbsurd.map(([label, body]) => [label, (e: Env) => ({ ...(body(e) as object), error: "x" })] as [string, (e: Env) => unknown]),
+      ["an empty error", () => ({ epoch: 1, error: "" })],
+      ["a 100 000-character error", () => ({ epoch: 1, error: long(100_000) })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/tasks/:id/review",
+    url: "/v1/tasks/{task.review}/review",
+    auth: "key",
+    param: "id",
+    valid: () => ({ decision: "request_changes", comment: "Show your sources." }),
+    wrongTypes: { decision: true, comment: 5 },
+    unknownField: { body: () => ({ decision: "approve", score: 10 }), path: "score" },
+    absurd: [
+      ["an unknown decision", () => ({ decision: "maybe" })],
+      ["changes requested without a comment", () => ({ decision: "request_changes" })],
+      ["a 100 000-character comment", () => ({ decision: "approve", comment: long(100_000) })],
+    ],
+  },
+  { method: "POST", route: "/v1/runs/:id/cancel", url: "/v1/runs/{run.cancel}/cancel", auth: "key", param: "id" },
+  {
+    method: "POST",
+    route: "/v1/runs/:id/usage",
+    url: "/v1/runs/{run.usage}/usage",
+    auth: "agent",
+    param: "id",
+    valid: () => ({ provider: "anthropic", model: "claude-opus-4-7-20260214", inputTokens: 100, outputTokens: 20, cacheReadTokens: 900 }),
+    wrongTypes: { provider: 5, model: [], inputTokens: "many", outputTokens: null },
+    unknownField: { body: () => ({ provider: "openai", model: "gpt-5", inputTokens: 1, outputTokens: 1, costUsd: 3 }), path: "costUsd" },
+    absurd: [
+      ["negative tokens", () => ({ provider: "openai", model: "gpt-5", inputTokens: -1, outputTokens: 1 })],
+      ["fractional tokens", () => ({ provider: "openai", model: "gpt-5", inputTokens: 1.5, outputTokens: 1 })],
+      ["a trillion tokens", () => ({ provider: "openai", model: "gpt-5", inputTokens: 1e12, outputTokens: 1 })],
+      ["a 100 000-character model", () => ({ provider: "openai", model: long(100_000), inputTokens: 1, outputTokens: 1 })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/runs/:id/finish",
+    url: "/v1/runs/{run.finish}/finish",
+    auth: "agent",
+    param: "id",
+    valid: () => ({ status: "succeeded", result: { ok: true } }),
+    wrongTypes: { status: true, error: 5 },
+    unknownField: { body: () => ({ status: "failed", error: "x", retry: true }), path: "retry" },
+    absurd: [
+      ["an unknown status", () => ({ status: "done" })],
+      ["a 100 000-character error", () => ({ status: "failed", error: long(100_000) })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/agents/:name/runs",
+    url: "/v1/agents/task-agent/runs",
+    auth: "key",
+    param: "name",
+    valid: () => ({ input: "Check the ledger." }),
+    wrongTypes: { input: 42 },
+    unknownField: { body: () => ({ input: "go", model: "gpt-5" }), path: "model" },
+    absurd: [
+      ["an empty input", () => ({ input: "" })],
+      ["a 200 000-character input", () => ({ input: long(200_000) })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/messages",
+    url: "/v1/messages",
+    auth: "key",
+    valid: () => ({ to: "task-agent", body: "Hello there." }),
+    wrongTypes: { to: 5, body: ["hi"] },
+    unknownField: { body: () => ({ to: "task-agent", body: "hi", cc: "everyone" }), path: "cc" },
+    absurd: [
+      ["an agent that does not exist", () => ({ to: "nobody-here", body: "hi" })],
+      ["an empty body", () => ({ to: "task-agent", body: "" })],
+      ["a 200 000-character body", () => ({ to: "task-agent", body: long(200_000) })],
+      ["a NUL byte in the body", () => ({ to: "task-agent", body: "a\u0000b" })],
+    ],
+  },
+  {
     method: "PATCH",
     route: "/v1/tenant",
     url: "/v1/tenant",
@@ -159,7 +363,23 @@ const routes: WriteRoute[] = [
   },
 ];
 
-const TABLES = ["tenants", "users", "memberships", "sessions", "api_keys", "agents", "agent_revisions", "audit_events", "idempotency_keys"];
+const TABLES = [
+  "tenants",
+  "users",
+  "memberships",
+  "sessions",
+  "api_keys",
+  "agents",
+  "agent_revisions",
+  "audit_events",
+  "idempotency_keys",
+  "tasks",
+  "task_dependencies",
+  "runs",
+  "steps",
+  "messages",
+  "waitpoints",
+];
 
 async function counts(t: TestApp): Promise<Record<string, number>> {
   const sql = `SELECT ${TABLES.map((n) => `(SELECT count(*)::int FROM ${n}) AS ${n}`).join(", ")}`;
@@ -173,19 +393,49 @@ async function setUp(t: TestApp): Promise<Env> {
   const paused = await t.app.inject({ method: "POST", url: "/v1/agents/resume-target/pause", headers: a.auth });
   expect(paused.json().status).toBe("paused");
   const victim = await createKey(t.app, a, { scopes: ["read"] });
+  await applyAgent(t.app, a, "task-agent");
+  const agentAuth = (await createKey(t.app, a, { scopes: ["write"], agent: "task-agent" })).auth;
+  const tasks: Record<string, string> = {};
+  for (const route of ["patch", "cancel", "claim", "start", "heartbeat", "complete", "fail", "review"]) {
+    const res = await t.app.inject({
+      method: "POST",
+      url: "/v1/tasks",
+      headers: a.auth,
+      payload: { title: `${route} target`, assignee: "task-agent", requires_review: route === "review" },
+    });
+    tasks[route] = res.json().id;
+    if (["patch", "cancel", "claim"].includes(route)) continue;
+    // The lease routes' targets are claimed under epoch 1; the review target is in review.
+    const claim = await t.app.inject({ method: "POST", url: `/v1/tasks/${tasks[route]}/claim`, headers: agentAuth, payload: {} });
+    expect(claim.json().leaseEpoch).toBe(1);
+    if (route === "review") {
+      const done = await t.app.inject({ method: "POST", url: `/v1/tasks/${tasks[route]}/complete`, headers: agentAuth, payload: { epoch: 1, result: "draft" } });
+      expect(done.json().status).toBe("in_review");
+    }
+  }
   // A session of its own: if a bad logout got through, only this one would end.
   const login = await t.app.inject({ method: "POST", url: "/v1/auth/login", payload: { email: a.email, password: a.password } });
-  return { t, a, cookie: sessionCookie(login), victimKeyId: victim.id };
+  const manual: string = (await t.app.inject({ method: "POST", url: "/v1/agents/task-agent/runs", headers: a.auth, payload: { input: "to cancel" } })).json().id;
+  const external: string = (await t.app.inject({ method: "POST", url: "/v1/agents/task-agent/runs", headers: agentAuth, payload: { input: "external" } })).json().id;
+  const runs: Record<string, string> = { cancel: manual, usage: external, finish: external };
+  return { t, a, cookie: sessionCookie(login), victimKeyId: victim.id, agentAuth, tasks, runs };
 }
 
 let ip = 0;
 
+/** The URL with its placeholders filled: {key} and {task.x}. */
+const fillUrl = (e: Env, url: string) =>
+  url
+    .replace("{key}", e.victimKeyId)
+    .replace(/\{task\.(\w+)\}/, (_, name: string) => e.tasks[name]!)
+    .replace(/\{run\.(\w+)\}/, (_, name: string) => e.runs[name]!);
+
 function request(e: Env, route: WriteRoute, opts: { payload?: string | object; contentType?: string; url?: string; headers?: Record<string, string> }) {
-  const auth = route.auth === "key" ? e.a.auth : route.auth === "session" ? { cookie: e.cookie, origin: PUBLIC_URL } : {};
+  const auth = route.auth === "key" ? e.a.auth : route.auth === "agent" ? e.agentAuth : route.auth === "session" ? { cookie: e.cookie, origin: PUBLIC_URL } : {};
   ip += 1;
   return e.t.app.inject({
     method: route.method,
-    url: opts.url ?? route.url.replace("{key}", e.victimKeyId),
+    url: opts.url ?? fillUrl(e, route.url),
     headers: { ...auth, ...(opts.contentType ? { "content-type": opts.contentType } : {}), ...opts.headers },
     ...(opts.payload !== undefined ? { payload: opts.payload } : {}),
     // Signup and login are rate limited per address: give each request its own.
@@ -281,7 +531,9 @@ function schemaCases(route: WriteRoute): Case[] {
 /** Abuse of the path parameter. */
 function paramCases(route: WriteRoute): Case[] {
   if (!route.param) return [];
-  const at = (_e: Env, value: string) => (route.param === "name" ? route.url.replace(/\/agents\/[^/]+/, `/agents/${value}`) : `/v1/api-keys/${value}`);
+  const at = (_e: Env, value: string) => (route.param === "name" ? route.url.replace(/\/agents\/[^/]+/, `/agents/${value}`) : route.url.replace(/\{[\w.]+\}/, value));
+  // The id in the URL, as the route's target has it.
+  const target = (e: Env) => fillUrl(e, route.url).split("/")[3]!;
   const payload = (e: Env) => (route.valid ? route.valid(e) : undefined);
   const cases: Case[] = [
     { name: "a 5000-character path parameter", opts: (e) => ({ url: at(e, long(5000)), payload: payload(e) }), status: 400, code: "BAD_REQUEST" },
@@ -292,14 +544,14 @@ function paramCases(route: WriteRoute): Case[] {
     cases.push({ name: "a 100-character agent name", opts: (e) => ({ url: at(e, "a".repeat(100)), payload: payload(e) }), status: 422, code: "VALIDATION" });
     cases.push({ name: "an agent name with capitals", opts: (e) => ({ url: at(e, "Put-Target"), payload: payload(e) }), status: 422, code: "VALIDATION" });
   } else {
-    cases.push({ name: "a key id of the wrong shape", opts: (e) => ({ url: at(e, e.victimKeyId.toUpperCase()) }), status: 422, code: "VALIDATION" });
+    cases.push({ name: "an id of the wrong shape", opts: (e) => ({ url: at(e, target(e).toUpperCase()), payload: payload(e) }), status: 422, code: "VALIDATION" });
   }
   return cases;
 }
 
 /** An Idempotency-Key that is too long or not visible ASCII. */
 function headerCases(route: WriteRoute): Case[] {
-  if (route.method !== "POST" || !["/v1/agents", "/v1/api-keys"].includes(route.route)) return [];
+  if (route.method !== "POST" || !["/v1/agents", "/v1/api-keys", "/v1/tasks"].includes(route.route)) return [];
   return [
     { name: "a 300-character Idempotency-Key", opts: (e) => ({ payload: route.valid!(e), headers: { "idempotency-key": long(300) } }), status: 400, code: "BAD_REQUEST" },
     { name: "an Idempotency-Key with spaces", opts: (e) => ({ payload: route.valid!(e), headers: { "idempotency-key": "two words" } }), status: 400, code: "BAD_REQUEST" },

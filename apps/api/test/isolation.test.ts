@@ -33,15 +33,21 @@ interface Ctx {
   putAgent: string;
   /** A live read key of tenant A. */
   key: string;
+  /** Tenant A's task, addressed by B. */
+  task: string;
+  /** Tenant A's run, addressed by B. */
+  run: string;
   aAgentIds: string[];
   aKeyIds: string[];
+  aTaskIds: string[];
+  aRunIds: string[];
 }
 
 interface RouteCase {
   method: Method;
   /** The route as registered (checked against the app's routes by the guard test). */
   route: string;
-  /** The URL to call; {agent}, {putAgent} and {key} name tenant A's resources. */
+  /** The URL to call; {agent}, {putAgent}, {key} and {task} name tenant A's resources. */
   url: string;
   scope: Scope;
   body?: (c: Ctx) => unknown;
@@ -57,6 +63,60 @@ interface RouteCase {
 const ids = (res: LightMyRequestResponse) => (res.json().items as { id: string }[]).map((i) => i.id);
 
 const routes: RouteCase[] = [
+  {
+    method: "GET",
+    route: "/v1/runs",
+    url: "/v1/runs",
+    scope: "read",
+    agentKey: "allowed",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(200);
+      expect(ids(res)).not.toContain(c.run);
+    },
+  },
+  { method: "GET", route: "/v1/runs/:id", url: "/v1/runs/{run}", scope: "read", agentKey: "allowed", cross: "not-found" },
+  { method: "GET", route: "/v1/runs/:id/steps", url: "/v1/runs/{run}/steps", scope: "read", agentKey: "allowed", cross: "not-found" },
+  { method: "POST", route: "/v1/runs/:id/cancel", url: "/v1/runs/{run}/cancel", scope: "write", agentKey: "forbidden", cross: "not-found" },
+  {
+    method: "POST",
+    route: "/v1/runs/:id/usage",
+    url: "/v1/runs/{run}/usage",
+    scope: "write",
+    body: () => ({ provider: "anthropic", model: "claude-opus-4-7", inputTokens: 1, outputTokens: 1 }),
+    agentKey: "allowed",
+    cross: "not-found",
+  },
+  {
+    method: "POST",
+    route: "/v1/runs/:id/finish",
+    url: "/v1/runs/{run}/finish",
+    scope: "write",
+    body: () => ({ status: "succeeded" }),
+    agentKey: "allowed",
+    cross: "not-found",
+  },
+  {
+    method: "POST",
+    route: "/v1/agents/:name/runs",
+    url: "/v1/agents/{agent}/runs",
+    scope: "write",
+    body: () => ({ input: "hello" }),
+    agentKey: "allowed",
+    cross: "not-found",
+  },
+  {
+    method: "POST",
+    route: "/v1/messages",
+    url: "/v1/messages",
+    scope: "write",
+    body: (c) => ({ to: c.agent, body: "hello" }),
+    agentKey: "allowed",
+    cross: (res) => {
+      // Tenant A's agent does not exist for tenant B.
+      expect(res.statusCode).toBe(422);
+      expect(problem(res).errors?.[0]?.path).toBe("to");
+    },
+  },
   {
     method: "GET",
     route: "/v1/agents",
@@ -123,6 +183,82 @@ const routes: RouteCase[] = [
   { method: "POST", route: "/v1/agents/:name/pause", url: "/v1/agents/{agent}/pause", scope: "write", agentKey: "forbidden", cross: "not-found" },
   { method: "POST", route: "/v1/agents/:name/resume", url: "/v1/agents/{agent}/resume", scope: "write", agentKey: "forbidden", cross: "not-found" },
   { method: "POST", route: "/v1/agents/:name/retire", url: "/v1/agents/{agent}/retire", scope: "write", agentKey: "forbidden", cross: "not-found" },
+  {
+    method: "GET",
+    route: "/v1/tasks",
+    url: "/v1/tasks?limit=200",
+    scope: "read",
+    agentKey: "allowed",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(200);
+      expect((res.json().items as { title: string }[]).map((i) => i.title)).toContain("beta task"); // B's own task: the list works
+      for (const id of c.aTaskIds) expect(ids(res)).not.toContain(id);
+    },
+  },
+  {
+    method: "POST",
+    route: "/v1/tasks",
+    url: "/v1/tasks",
+    scope: "write",
+    // Assigned to A's agent, with the Idempotency-Key A used for this exact body.
+    body: (c) => ({ title: "shared", assignee: c.agent }),
+    headers: { "idempotency-key": "shared-idem-task" },
+    agentKey: "allowed",
+    cross: (res) => {
+      expect(res.statusCode).toBe(422);
+      expect(res.headers["idempotent-replayed"]).toBeUndefined();
+      expect(problem(res)).toMatchObject({ code: "VALIDATION", errors: [{ path: "assignee", message: "no such agent" }] });
+    },
+  },
+  { method: "GET", route: "/v1/tasks/:id", url: "/v1/tasks/{task}", scope: "read", agentKey: "allowed", cross: "not-found" },
+  { method: "PATCH", route: "/v1/tasks/:id", url: "/v1/tasks/{task}", scope: "write", body: () => ({ priority: 99 }), agentKey: "allowed", cross: "not-found" },
+  { method: "POST", route: "/v1/tasks/:id/cancel", url: "/v1/tasks/{task}/cancel", scope: "write", agentKey: "allowed", cross: "not-found" },
+  {
+    method: "POST",
+    route: "/v1/tasks/:id/claim",
+    url: "/v1/tasks/{task}/claim",
+    scope: "write",
+    body: () => ({ ttlSeconds: 60 }),
+    agentKey: "allowed",
+    cross: "not-found",
+  },
+  { method: "POST", route: "/v1/tasks/:id/start", url: "/v1/tasks/{task}/start", scope: "write", body: () => ({ epoch: 1 }), agentKey: "allowed", cross: "not-found" },
+  {
+    method: "POST",
+    route: "/v1/tasks/:id/heartbeat",
+    url: "/v1/tasks/{task}/heartbeat",
+    scope: "write",
+    body: () => ({ epoch: 1, ttlSeconds: 60 }),
+    agentKey: "allowed",
+    cross: "not-found",
+  },
+  {
+    method: "POST",
+    route: "/v1/tasks/:id/complete",
+    url: "/v1/tasks/{task}/complete",
+    scope: "write",
+    body: () => ({ epoch: 1, result: { ok: true } }),
+    agentKey: "allowed",
+    cross: "not-found",
+  },
+  {
+    method: "POST",
+    route: "/v1/tasks/:id/fail",
+    url: "/v1/tasks/{task}/fail",
+    scope: "write",
+    body: () => ({ epoch: 1, error: "gave up" }),
+    agentKey: "allowed",
+    cross: "not-found",
+  },
+  {
+    method: "POST",
+    route: "/v1/tasks/:id/review",
+    url: "/v1/tasks/{task}/review",
+    scope: "write",
+    body: () => ({ decision: "approve" }),
+    agentKey: "allowed",
+    cross: "not-found",
+  },
   {
     method: "GET",
     route: "/v1/api-keys",
@@ -216,7 +352,8 @@ let snapshotBefore: unknown;
 
 const inject = (opts: InjectOptions) => t.app.inject(opts);
 const bearer = (key: string): Headers => ({ authorization: `Bearer ${key}` });
-const fill = (url: string) => url.replace("{agent}", c.agent).replace("{putAgent}", c.putAgent).replace("{key}", c.key);
+const fill = (url: string) =>
+  url.replace("{agent}", c.agent).replace("{putAgent}", c.putAgent).replace("{key}", c.key).replace("{task}", c.task).replace("{run}", c.run);
 
 function call(row: RouteCase, headers: Headers, url = fill(row.url)) {
   const mutating = row.method !== "GET";
@@ -239,7 +376,11 @@ async function snapshotA() {
       ${part("keys", "SELECT id, name, scopes, agent_id, expires_at, revoked_at FROM api_keys WHERE tenant_id = $1 ORDER BY id")},
       ${part("audit", "SELECT count(*)::int AS n, max(seq)::int AS seq FROM audit_events WHERE tenant_id = $1")},
       ${part("idempotency", "SELECT key, request_hash, status_code FROM idempotency_keys WHERE tenant_id = $1 ORDER BY key")},
-      ${part("memberships", "SELECT user_id, role FROM memberships WHERE tenant_id = $1 ORDER BY user_id")}
+      ${part("memberships", "SELECT user_id, role FROM memberships WHERE tenant_id = $1 ORDER BY user_id")},
+      ${part("tasks", "SELECT id, title, priority, status, attempts, lease_epoch, lease_owner, result, updated_at FROM tasks WHERE tenant_id = $1 ORDER BY id")},
+      ${part("dependencies", "SELECT task_id, depends_on_id FROM task_dependencies WHERE tenant_id = $1 ORDER BY task_id, depends_on_id")},
+      ${part("runs", "SELECT id, status, step_count, ended_at FROM runs WHERE tenant_id = $1 ORDER BY id")},
+      ${part("messages", "SELECT id FROM messages WHERE tenant_id = $1 ORDER BY id")}
     ) AS snapshot`,
     [c.a.tenantId],
   );
@@ -274,6 +415,16 @@ beforeAll(async () => {
   });
   expect(bound.statusCode).toBe(201);
   await applyAgent(t.app, b, "beta");
+  const before = await inject({ method: "POST", url: "/v1/tasks", headers: a.auth, payload: { title: "before", assignee: "alpha" } });
+  const task = await inject({
+    method: "POST",
+    url: "/v1/tasks",
+    headers: { ...a.auth, "idempotency-key": "shared-idem-task" },
+    payload: { title: "shared", assignee: "alpha" },
+  });
+  expect(task.statusCode).toBe(201);
+  await inject({ method: "PATCH", url: `/v1/tasks/${task.json().id}`, headers: a.auth, payload: { add_depends_on: [before.json().id] } });
+  expect((await inject({ method: "POST", url: "/v1/tasks", headers: b.auth, payload: { title: "beta task", assignee: "beta" } })).statusCode).toBe(201);
 
   const readA = await createKey(t.app, a, { scopes: ["read"] });
   keys.readA = readA.key;
@@ -296,6 +447,8 @@ beforeAll(async () => {
   loggedOutCookie = sessionCookie(login);
   expect((await inject({ method: "POST", url: "/v1/auth/logout", headers: { cookie: loggedOutCookie, origin: PUBLIC_URL } })).statusCode).toBe(204);
 
+  const run = await inject({ method: "POST", url: "/v1/agents/alpha/runs", headers: a.auth, payload: { input: "tenant A's run" } });
+  expect(run.statusCode).toBe(201);
   const aKeyIds = (await t.db.database.pool.query<{ id: string }>("SELECT id FROM api_keys WHERE tenant_id = $1", [a.tenantId])).rows.map((r) => r.id);
   c = {
     a,
@@ -304,8 +457,12 @@ beforeAll(async () => {
     postAgent: "alpha-post",
     putAgent: "alpha-put",
     key: readA.id,
+    task: task.json().id,
+    run: run.json().id,
+    aRunIds: [run.json().id],
     aAgentIds: [alpha.id, alphaPut.id, alphaPost.json().id],
     aKeyIds,
+    aTaskIds: [before.json().id, task.json().id],
   };
   expect(aKeyIds).toHaveLength(7);
   snapshotBefore = await snapshotA();
@@ -381,7 +538,7 @@ describe.each(routes)("$method $route", (row) => {
     const res = await call(row, minimalB());
     // Nothing of tenant A appears in what B gets back, beyond what B itself sent.
     const sent = fill(row.url) + JSON.stringify(row.body?.(c) ?? null);
-    for (const secret of [c.a.tenantId, ...c.aAgentIds, ...c.aKeyIds]) {
+    for (const secret of [c.a.tenantId, ...c.aAgentIds, ...c.aKeyIds, ...c.aTaskIds, ...c.aRunIds]) {
       if (!sent.includes(secret)) expect(res.body).not.toContain(secret);
     }
     if (row.cross === "not-found") {
@@ -413,6 +570,15 @@ describe("positive controls", () => {
     expect(me.statusCode).toBe(200);
     expect(me.json()).toMatchObject({ actor: { type: "agent", id: c.aAgentIds[0] }, agentId: c.aAgentIds[0], scopes: ["admin"] });
     expect((await inject({ url: "/v1/agents/alpha", headers: bearer(keys.agentA) })).statusCode).toBe(200);
+  });
+
+  test("tenant A's keys reach tenant A's task; tenant B's own agent key cannot claim it", async () => {
+    const got = await inject({ url: `/v1/tasks/${c.task}`, headers: bearer(keys.readA) });
+    expect(got.json()).toMatchObject({ id: c.task, dependencies: [{ id: c.aTaskIds[0] }] });
+    const betaKey = await createKey(t.app, c.b, { scopes: ["write"], agent: "beta" });
+    const claim = await inject({ method: "POST", url: `/v1/tasks/${c.task}/claim`, headers: betaKey.auth, payload: {} });
+    expect(claim.statusCode).toBe(404);
+    expect(problem(claim).code).toBe("NOT_FOUND");
   });
 
   test("tenant A's key addressed by tenant B stays live", async () => {

@@ -1,1 +1,1 @@
-export { startWorker, type Worker, type WorkerOptions } from "./worker";
+export { createRuntime, startWorker, type Worker, type WorkerOptions, workerId } from "./worker";

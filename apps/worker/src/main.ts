@@ -3,7 +3,7 @@ import { createServices } from "@bosun/core";
 import { createDatabase, runMigrations } from "@bosun/db";
 import { createJobs } from "@bosun/jobs";
 import pino from "pino";
-import { startWorker } from "./worker";
+import { createRuntime, startWorker } from "./worker";
 
 const url = process.env.DATABASE_URL;
 if (!url) {
@@ -15,7 +15,15 @@ await runMigrations(url);
 const database = createDatabase(url, { max: 10, applicationName: "bosun-worker" });
 const jobs = createJobs({ connectionString: url, role: "worker" });
 const services = createServices({ database, jobs, secureCookies: false });
-const worker = await startWorker({ jobs, services, logger, concurrency: Number(process.env.BOSUN_WORKER_CONCURRENCY ?? 4) });
+const runtime = createRuntime(services, jobs, { logger });
+const worker = await startWorker({
+  jobs,
+  services,
+  logger,
+  runtime,
+  tickMs: Number(process.env.BOSUN_TICK_MS ?? 5000),
+  concurrency: Number(process.env.BOSUN_WORKER_CONCURRENCY ?? 4),
+});
 
 let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {

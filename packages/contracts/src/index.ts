@@ -2,3 +2,5 @@ export * from "./agents";
 export * from "./common";
 export * from "./errors";
 export * from "./identity";
+export * from "./tasks";
+export * from "./runs";

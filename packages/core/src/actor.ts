@@ -30,6 +30,17 @@ export const scopesForRole = (role: Role): Scope[] =>
 
 export const auditActor = (a: Actor) => ({ actorType: a.type, actorId: a.id });
 
+/** An agent acting through the runtime (not through one of its API keys). */
+export const agentActor = (tenantId: string, agentId: string): Actor => ({
+  type: "agent",
+  id: agentId,
+  tenantId,
+  scopes: ["write"],
+  role: null,
+  agentId,
+  keyId: null,
+});
+
 export const systemActor = (tenantId: string, component: string): Actor => ({
   type: "system",
   id: component,

@@ -3,7 +3,9 @@ import type { Jobs } from "@bosun/jobs";
 import { agentService } from "./agents/service";
 import { apiKeyService } from "./api-keys";
 import { identityService } from "./identity";
+import { runService } from "./runtime/runs-service";
 import { createLucia } from "./sessions";
+import { taskService } from "./tasks/service";
 
 /** The domain services, wired once per process (API and worker alike). */
 export function createServices(deps: { database: Database; jobs: Pick<Jobs, "enqueue">; secureCookies: boolean }) {
@@ -13,6 +15,8 @@ export function createServices(deps: { database: Database; jobs: Pick<Jobs, "enq
     identity: identityService({ database: deps.database, lucia }),
     apiKeys: apiKeyService({ database: deps.database }),
     agents: agentService({ database: deps.database, jobs: deps.jobs }),
+    tasks: taskService({ database: deps.database, jobs: deps.jobs }),
+    runs: runService({ database: deps.database, jobs: deps.jobs }),
   };
 }
 

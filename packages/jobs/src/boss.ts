@@ -47,6 +47,7 @@ export function createJobs(opts: JobsOptions): Jobs {
     supervise: opts.role === "worker",
     schedule: opts.role === "worker",
     migrate: true,
+    useListenNotify: opts.role === "worker",
   } as ConstructorParameters<typeof PgBoss>[0]);
   // pg-boss reports transient errors (a lost connection) as events; the process lives on.
   boss.on("error", () => {});

@@ -24,7 +24,9 @@ export const jobs = {
     // `short`: at most one queued wake per agent (singletonKey = the agent's session) while
     // one runs; a burst of messages coalesces into the next wake. Not a mutex: the session
     // lease in Postgres is what keeps one run per agent.
-    queue: { policy: "short", retryLimit: 3, retryDelay: 1, retryBackoff: true, expireInSeconds: 900 },
+    // notify: pg-boss NOTIFYs listening workers on send, so a wake starts in milliseconds
+    // rather than at the next poll.
+    queue: { policy: "short", retryLimit: 3, retryDelay: 1, retryBackoff: true, expireInSeconds: 900, notify: true },
     description: "Looks at an agent's inbox (tasks, messages, resolved waitpoints) and runs it if there is work.",
   },
 } as const satisfies Record<string, JobDefinition>;
@@ -40,6 +42,7 @@ export interface JobDefinition {
     retryDelay: number;
     retryBackoff: boolean;
     expireInSeconds: number;
+    notify?: boolean;
   };
   description: string;
 }

@@ -156,7 +156,7 @@ export async function listRuns(
 export async function findResumableRun(db: Db, { tenantId, agentId }: { tenantId: string; agentId: string }): Promise<RunRow | undefined> {
   const { rows } = await db.$client.query<RunRow>(
     `SELECT ${RUN_COLUMNS} FROM runs r
-     WHERE r.tenant_id = $1 AND r.agent_id = $2 AND (
+     WHERE r.tenant_id = $1 AND r.agent_id = $2 AND r.trigger <> 'external' AND (
        r.status = 'running'
        OR (r.status = 'waiting' AND NOT EXISTS (
              SELECT 1 FROM waitpoints w WHERE w.tenant_id = r.tenant_id AND w.run_id = r.id AND w.status = 'pending')))

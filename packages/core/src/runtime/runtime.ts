@@ -1,0 +1,661 @@
+import type { AgentDescriptor } from "@bosun/contracts";
+import { type Database, repo, type Tx, withSystem, withTenant } from "@bosun/db";
+import { type Jobs, wakeKey } from "@bosun/jobs";
+import type { ContentBlock, Message, ModelProvider, ModelResponse } from "@bosun/llm";
+import { AppError } from "../errors";
+import { newId } from "../ids";
+import { INTERNAL_TOOL_NAMES, internalTools } from "./tools";
+import { newTraceparent } from "./trace";
+
+const rt = repo.runtime;
+type RunRow = repo.runtime.RunRow;
+type StepRow = repo.runtime.StepRow;
+type Fence = repo.runtime.Fence;
+
+export interface RunLimits {
+  maxSteps: number;
+  maxTokens: number;
+  maxWallMs: number;
+}
+
+export const defaultLimits: RunLimits = { maxSteps: 40, maxTokens: 200_000, maxWallMs: 10 * 60_000 };
+
+/** What the runtime needs from the task lifecycle (packages/core/src/tasks). */
+export interface TaskPort {
+  claimNextForAgent(p: { tenantId: string; agentId: string; leaseOwner: string; ttlSeconds: number }): Promise<ClaimedTask | null>;
+  /** Completes (or sends to review) inside the run's transaction, fenced by the task lease. */
+  completeInTx(tx: Tx, p: TaskWrite & { result: unknown }): Promise<unknown>;
+  failInTx(tx: Tx, p: TaskWrite & { error: string; retry: boolean }): Promise<unknown>;
+  createInTx(
+    tx: Tx,
+    p: { tenantId: string; byAgentId: string; title: string; body?: string; assignee?: string; domain?: string; priority?: number },
+  ): Promise<{ id: string }>;
+  /** Extends the run's task lease; false when it is lost. */
+  heartbeatLease(p: TaskWrite & { ttlSeconds: number }): Promise<boolean>;
+}
+
+export interface ClaimedTask {
+  id: string;
+  title: string;
+  body: string;
+  leaseEpoch: number;
+}
+
+interface TaskWrite {
+  tenantId: string;
+  taskId: string;
+  agentId: string;
+  leaseOwner: string;
+  epoch: number;
+}
+
+export interface RuntimeDeps {
+  database: Database;
+  jobs: Pick<Jobs, "enqueue">;
+  tasks: TaskPort;
+  /** The model provider for an agent's `spec.model`. */
+  provider: (model: AgentDescriptor["spec"]["model"]) => ModelProvider;
+  workerId: string;
+  leaseTtlSeconds?: number;
+  limits?: Partial<RunLimits>;
+  /** Test seam: called after each step commits; throwing here simulates a crash. */
+  afterStep?: (step: StepRow) => void | Promise<void>;
+  log?: { info: (o: object, m?: string) => void; warn: (o: object, m?: string) => void };
+}
+
+export type WakeOutcome = { outcome: "busy" } | { outcome: "idle" } | { outcome: "ran"; runs: number } | { outcome: "lease_lost" };
+
+interface RunInput {
+  kind: "task" | "messages" | "delegation" | "manual";
+  text: string;
+  task?: { id: string; epoch: number; leaseOwner: string };
+}
+
+/**
+ * The agent runtime: one `wake` takes the agent's session lease, runs whatever is waiting
+ * for it (a resumable run, a claimable task, unread messages), one run at a time, then
+ * releases the lease and looks at the inbox once more. Every write of a run goes through
+ * `fence`, so a worker that lost its lease can write nothing.
+ */
+export function agentRuntime(deps: RuntimeDeps) {
+  const ttl = deps.leaseTtlSeconds ?? 60;
+  const limits: RunLimits = { ...defaultLimits, ...deps.limits };
+  const owner = deps.workerId;
+  let stopping = false;
+  const inFlight = new Set<AbortController>();
+
+  const fenced = <T>(f: Fence, fn: (tx: Tx) => Promise<T>) =>
+    withTenant(deps.database, f.tenantId, async (tx) => {
+      await rt.fence(tx, f, ttl);
+      return fn(tx);
+    });
+
+  const wakeAgent = (tx: Tx, tenantId: string, agentId: string, reason: "task" | "message" | "waitpoint" | "recheck" | "schedule") =>
+    deps.jobs.enqueue(tx, "agent.wake", { tenantId, agentId, reason }, { singletonKey: wakeKey(tenantId, agentId) });
+
+  async function wake(p: { tenantId: string; agentId: string }): Promise<WakeOutcome> {
+    const epoch = await withTenant(deps.database, p.tenantId, (tx) =>
+      rt.acquireOrMark(tx, { tenantId: p.tenantId, agentId: p.agentId, owner, ttlSeconds: ttl }),
+    );
+    if (epoch === null) return { outcome: "busy" };
+    const f: Fence = { tenantId: p.tenantId, agentId: p.agentId, owner, epoch };
+    let runs = 0;
+    try {
+      while (!stopping && runs < 20) {
+        const run = await nextRun(f);
+        if (!run) break;
+        runs++;
+        await execute(f, run);
+      }
+      if (runs === 0) {
+        await fenced(f, (tx) =>
+          tx.$client.query(`UPDATE agent_sessions SET idle_cycles = idle_cycles + 1 WHERE tenant_id = $1 AND agent_id = $2`, [f.tenantId, f.agentId]),
+        );
+      }
+    } catch (err) {
+      if (err instanceof repo.runtime.LeaseLostError) {
+        deps.log?.warn({ agentId: f.agentId, epoch }, "lease lost; stopping without writing");
+        return { outcome: "lease_lost" };
+      }
+      throw err;
+    }
+    // Release, then look again: anything that arrived while we held the lease marked the
+    // session (acquireOrMark) or is visible now; either way the agent is woken again.
+    await withTenant(deps.database, f.tenantId, async (tx) => {
+      const r = await rt.releaseLease(tx, f);
+      if (r.released && (r.wakeRequested || stopping || (await hasWork(tx, f.tenantId, f.agentId)))) {
+        await wakeAgent(tx, f.tenantId, f.agentId, "recheck");
+      }
+    });
+    return runs === 0 ? { outcome: "idle" } : { outcome: "ran", runs };
+  }
+
+  /** Picks the next run under the fence: resume first, then a task, then messages. */
+  async function nextRun(f: Fence): Promise<RunRow | null> {
+    const resumable = await fenced(f, async (tx) => {
+      const agent = await repo.getAgentById(tx, { tenantId: f.tenantId, agentId: f.agentId });
+      if (agent?.status !== "active") return { stop: true as const };
+      return { stop: false as const, run: await rt.findResumableRun(tx, f) };
+    });
+    if (resumable.stop) return null;
+    if (resumable.run) return resumable.run;
+    // The task's lease belongs to the run, not to this worker: whoever resumes the run
+    // after a crash continues under the same claim.
+    const taskRunId = newId("run");
+    const task = await deps.tasks.claimNextForAgent({ tenantId: f.tenantId, agentId: f.agentId, leaseOwner: `run:${taskRunId}`, ttlSeconds: ttl * 5 });
+    if (task) {
+      return fenced(f, (tx) =>
+        startRun(
+          tx,
+          f,
+          "task",
+          {
+            kind: "task",
+            text: `Task ${task.id}: ${task.title}\n\n${task.body}`.trim(),
+            task: { id: task.id, epoch: task.leaseEpoch, leaseOwner: `run:${taskRunId}` },
+          },
+          taskRunId,
+        ),
+      );
+    }
+    return fenced(f, async (tx) => {
+      if (!(await rt.hasUnreadMessages(tx, f))) return null;
+      const runId = newId("run");
+      const msgs = await rt.takeUnreadMessages(tx, { tenantId: f.tenantId, agentId: f.agentId, runId, limit: 200 });
+      const text = msgs.map((m) => `Message from ${m.fromType} ${m.fromId}:\n${m.body}`).join("\n\n");
+      return startRun(tx, f, "message", { kind: "messages", text }, runId);
+    });
+  }
+
+  async function startRun(tx: Tx, f: Fence, trigger: "task" | "message", input: RunInput, runId = newId("run")): Promise<RunRow> {
+    if (input.task) {
+      await tx.$client.query(`UPDATE tasks SET run_id = $3 WHERE tenant_id = $1 AND id = $2`, [f.tenantId, input.task.id, runId]);
+    }
+    return rt.insertRun(tx, {
+      tenantId: f.tenantId,
+      id: runId,
+      agentId: f.agentId,
+      taskId: input.task?.id ?? null,
+      parentRunId: null,
+      rootRunId: runId,
+      traceparent: newTraceparent(),
+      trigger,
+      limits,
+      input,
+    });
+  }
+
+  /** Runs one run until it finishes, waits, hits a limit, or the worker stops. */
+  async function execute(f: Fence, initial: RunRow): Promise<void> {
+    let run = initial;
+    const agent = await fenced(f, async (tx) => {
+      await rt.consumeWaitpoints(tx, { tenantId: f.tenantId, runId: run.id });
+      if (run.status === "waiting") await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { status: "running" } });
+      await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { started: true } });
+      return repo.getAgentById(tx, { tenantId: f.tenantId, agentId: f.agentId });
+    });
+    const descriptor = agent!.descriptor as AgentDescriptor;
+    const started = Date.now();
+    // Model calls can outlast a lease: keep the session lease (and the task's) alive while
+    // the run works. A failed heartbeat is harmless: the next fenced write finds out.
+    const task = (run.input as RunInput).task;
+    const heartbeat = setInterval(() => {
+      void fenced(f, async () => undefined).catch(() => {});
+      if (task) {
+        void deps.tasks
+          .heartbeatLease({ tenantId: f.tenantId, taskId: task.id, agentId: f.agentId, leaseOwner: task.leaseOwner, epoch: task.epoch, ttlSeconds: ttl * 5 })
+          .catch(() => {});
+      }
+    }, Math.max(1000, (ttl * 1000) / 3));
+    heartbeat.unref();
+    try {
+      await loop();
+    } finally {
+      clearInterval(heartbeat);
+    }
+
+    async function loop() {
+    for (;;) {
+      if (stopping) return;
+      const state = await fenced(f, async (tx) => ({
+        run: await rt.getRun(tx, { tenantId: f.tenantId, runId: run.id }),
+        steps: await rt.listSteps(tx, { tenantId: f.tenantId, runId: run.id }),
+        waits: await rt.waitpointsOfRun(tx, { tenantId: f.tenantId, runId: run.id }),
+      }));
+      run = state.run!;
+      if (run.status !== "running") return; // cancelled meanwhile
+      const { steps, waits } = state;
+      const lastLlm = [...steps].reverse().find((s) => s.kind === "llm");
+      const afterLlm = lastLlm ? steps.filter((s) => s.seq > lastLlm.seq) : [];
+      const uses = lastLlm ? toolUses(lastLlm) : [];
+
+      if (lastLlm && afterLlm.length < uses.length) {
+        const outcome = await runTool(f, run, descriptor, steps.length, uses[afterLlm.length]!);
+        if (outcome !== "continue") return;
+        continue;
+      }
+      if (lastLlm && uses.length === 0) {
+        const text = textOf(lastLlm);
+        await finish(f, run, "succeeded", { result: { text } });
+        return;
+      }
+      const over = overLimit(run, started);
+      if (over) {
+        await finish(f, run, "failed", { error: { code: "LIMIT", message: over } });
+        return;
+      }
+      const response = await callModel(descriptor, run, steps, waits);
+      // Shutting down aborted the call: leave the run as it is, to resume elsewhere.
+      if (stopping) return;
+      if (response.error !== undefined) {
+        await fenced(f, async (tx) => {
+          const step = await rt.insertStep(tx, stepBase(run, steps.length, f, { kind: "llm", name: descriptor.spec.model.name, status: "error", output: { error: response.error } }));
+          await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
+          return step;
+        }).then((s) => deps.afterStep?.(s));
+        await finish(f, run, "failed", { error: { code: "MODEL_ERROR", message: response.error } });
+        return;
+      }
+      const r = response.ok!;
+      const step = await fenced(f, async (tx) => {
+        const s = await rt.insertStep(tx, {
+          ...stepBase(run, steps.length, f, { kind: "llm", name: r.model, status: "ok", output: { content: r.content, stopReason: r.stopReason } }),
+          // What this call added to the conversation (the input, or the tool results since
+          // the previous call): the whole prompt is the run's input plus these, in order.
+          input: { messages: response.sent, tools: response.tools },
+          provider: r.provider,
+          model: r.model,
+          inputTokens: r.usage.inputTokens,
+          cacheReadTokens: r.usage.cacheReadTokens,
+          cacheWriteTokens: r.usage.cacheWriteTokens,
+          outputTokens: r.usage.outputTokens,
+          latencyMs: Math.round(r.latencyMs),
+        });
+        await rt.updateRun(tx, {
+          tenantId: f.tenantId,
+          runId: run.id,
+          patch: {
+            model: r.model,
+            addSteps: 1,
+            addInput: r.usage.inputTokens + r.usage.cacheReadTokens + r.usage.cacheWriteTokens,
+            addOutput: r.usage.outputTokens,
+          },
+        });
+        return s;
+      });
+      await deps.afterStep?.(step);
+    }
+    }
+  }
+
+  function overLimit(run: RunRow, started: number): string | null {
+    const l = run.limits ?? limits;
+    if (run.stepCount >= l.maxSteps) return `step limit of ${l.maxSteps} reached`;
+    if (run.inputTokens + run.outputTokens >= l.maxTokens) return `token limit of ${l.maxTokens} reached`;
+    if (Date.now() - started >= l.maxWallMs) return `wall-time limit of ${l.maxWallMs} ms reached`;
+    return null;
+  }
+
+  async function callModel(d: AgentDescriptor, run: RunRow, steps: StepRow[], waits: repo.runtime.WaitpointRow[]) {
+    const input = run.input as RunInput;
+    const system = [
+      d.spec.soul.trim(),
+      `You are the agent "${d.metadata.name}", owned by ${d.metadata.owner}.`,
+      d.spec.domains.length ? `Your domains: ${d.spec.domains.join(", ")}.` : "",
+      "Work through tools. When the task is done call complete_task with the result; if it cannot be done call fail_task.",
+    ]
+      .filter(Boolean)
+      .join("\n\n");
+    const controller = new AbortController();
+    inFlight.add(controller);
+    const messages = rebuildMessages(input.text, steps, waits);
+    const lastAssistant = messages.map((m) => m.role).lastIndexOf("assistant");
+    const sent = messages.slice(lastAssistant + 1);
+    // complete_task and fail_task only make sense in a run that holds a task.
+    const tools = input.task ? internalTools : internalTools.filter((t) => t.name !== "complete_task" && t.name !== "fail_task");
+    try {
+      const ok: ModelResponse = await deps.provider(d.spec.model).complete({
+        model: d.spec.model.name,
+        system,
+        messages,
+        tools,
+        maxTokens: d.spec.model.max_tokens ?? 1024,
+        signal: controller.signal,
+        timeoutMs: 120_000,
+      });
+      return { ok, error: undefined, sent, tools: tools.map((t) => t.name) };
+    } catch (err) {
+      return { ok: undefined, error: err instanceof Error ? err.message : String(err), sent, tools: tools.map((t) => t.name) };
+    } finally {
+      inFlight.delete(controller);
+    }
+  }
+
+  /** Executes one tool call and writes its step in the same transaction as its effect. */
+  async function runTool(
+    f: Fence,
+    run: RunRow,
+    d: AgentDescriptor,
+    seq: number,
+    use: Extract<ContentBlock, { type: "tool_use" }>,
+  ): Promise<"continue" | "finished" | "waiting"> {
+    const input = run.input as RunInput;
+    const base = (status: "ok" | "error", output: unknown, kind: StepRow["kind"] = "tool") => ({
+      ...stepBase(run, seq, f, { kind, name: use.name, status, output }),
+      input: { toolUseId: use.id, name: use.name, input: use.input },
+    });
+    let outcome: "continue" | "finished" | "waiting" = "continue";
+    const step = await fenced(f, async (tx) => {
+      // A tool whose input the model got wrong (an unknown assignee, an invalid title)
+      // fails as a tool result the model can read, not as a crash of the run: the effect
+      // runs under a savepoint, and a refused one is rolled back to it.
+      await tx.$client.query("SAVEPOINT tool_effect");
+      try {
+        return await effect(tx);
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        await tx.$client.query("ROLLBACK TO SAVEPOINT tool_effect");
+        outcome = "continue";
+        const s = await rt.insertStep(tx, base("error", { content: `${err.code}: ${err.message}`, isError: true }));
+        await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
+        return s;
+      }
+    });
+    await deps.afterStep?.(step);
+    void d;
+    return outcome;
+
+    async function effect(tx: Tx) {
+      const write = async (status: "ok" | "error", output: unknown, kind: StepRow["kind"] = "tool") => {
+        const s = await rt.insertStep(tx, base(status, output, kind));
+        await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
+        return s;
+      };
+      const a = use.input as Record<string, unknown>;
+      if (!INTERNAL_TOOL_NAMES.has(use.name)) return write("error", { content: `unknown tool '${use.name}'`, isError: true });
+      switch (use.name) {
+        case "complete_task":
+        case "fail_task": {
+          if (!input.task) return write("error", { content: "this run has no task", isError: true });
+          const tw = { tenantId: f.tenantId, taskId: input.task.id, agentId: f.agentId, leaseOwner: input.task.leaseOwner, epoch: input.task.epoch };
+          await tx.$client.query("SAVEPOINT task_write");
+          try {
+            if (use.name === "complete_task") {
+              await deps.tasks.completeInTx(tx, { ...tw, result: a.result ?? null });
+            } else {
+              await deps.tasks.failInTx(tx, { ...tw, error: String(a.error ?? "failed"), retry: a.retry === true });
+            }
+          } catch (err) {
+            // The task's lease ran out and it went back to the queue (or on to someone
+            // else): this run's work on it is void, and the run ends without touching it.
+            if (!(err instanceof AppError) || err.code !== "CONFLICT") throw err;
+            await tx.$client.query("ROLLBACK TO SAVEPOINT task_write");
+            const s = await write("error", { content: `task lease lost: ${err.message}`, isError: true });
+            await endRun(tx, f, run, "failed", { error: { code: "TASK_LEASE_LOST", message: err.message } });
+            outcome = "finished";
+            return s;
+          }
+          const s = await write("ok", { content: use.name === "complete_task" ? "task completed" : "task failed" });
+          await endRun(tx, f, run, use.name === "complete_task" ? "succeeded" : "failed", use.name === "complete_task" ? { result: a.result ?? null } : { error: { code: "TASK_FAILED", message: String(a.error ?? "") } });
+          outcome = "finished";
+          return s;
+        }
+        case "create_task": {
+          const t = await deps.tasks.createInTx(tx, {
+            tenantId: f.tenantId,
+            byAgentId: f.agentId,
+            title: String(a.title ?? "").slice(0, 500),
+            body: a.body === undefined ? undefined : String(a.body),
+            assignee: a.assignee === undefined ? undefined : String(a.assignee),
+            domain: a.domain === undefined ? undefined : String(a.domain),
+            priority: typeof a.priority === "number" ? a.priority : undefined,
+          });
+          return write("ok", { content: `created task ${t.id}`, taskId: t.id });
+        }
+        case "send_message": {
+          const to = await repo.getAgentByName(tx, { tenantId: f.tenantId, name: String(a.to ?? "") });
+          if (!to) return write("error", { content: `no agent named '${String(a.to)}'`, isError: true }, "message");
+          const id = newId("msg");
+          await rt.insertMessage(tx, { tenantId: f.tenantId, id, toAgentId: to.id, fromType: "agent", fromId: f.agentId, body: String(a.body ?? "") });
+          await wakeAgent(tx, f.tenantId, to.id, "message");
+          return write("ok", { content: `message ${id} sent to ${to.name}` }, "message");
+        }
+        case "delegate": {
+          const to = await repo.getAgentByName(tx, { tenantId: f.tenantId, name: String(a.agent ?? "") });
+          if (to?.status !== "active" || to.id === f.agentId) {
+            return write("error", { content: `cannot delegate to '${String(a.agent)}'`, isError: true }, "delegate");
+          }
+          const childId = newId("run");
+          await rt.insertRun(tx, {
+            tenantId: f.tenantId,
+            id: childId,
+            agentId: to.id,
+            taskId: null,
+            parentRunId: run.id,
+            rootRunId: run.rootRunId,
+            traceparent: newTraceparent(run.traceparent),
+            trigger: "delegation",
+            limits,
+            input: { kind: "delegation", text: String(a.instructions ?? "") } satisfies RunInput,
+          });
+          const waitpointId = newId("wpt");
+          await rt.insertWaitpoint(tx, {
+            tenantId: f.tenantId,
+            id: waitpointId,
+            runId: run.id,
+            agentId: f.agentId,
+            kind: "child_run",
+            ref: childId,
+            resumeAt: null,
+            expiresAt: null,
+            payload: { agent: to.name },
+          });
+          const s = await write("ok", { waitpointId, childRunId: childId }, "delegate");
+          await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { status: "waiting" } });
+          await wakeAgent(tx, f.tenantId, to.id, "task");
+          outcome = "waiting";
+          return s;
+        }
+      }
+      return write("error", { content: `unknown tool '${use.name}'`, isError: true });
+    }
+  }
+
+  /** Ends a run inside `tx`; a child run hands its result to the parent's waitpoint. */
+  async function endRun(tx: Tx, f: Fence, run: RunRow, status: "succeeded" | "failed" | "cancelled", out: { result?: unknown; error?: unknown }) {
+    await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { status, ended: true, ...out } });
+    if (run.parentRunId) {
+      for (const w of await rt.pendingChildWaitpoints(tx, { tenantId: f.tenantId, childRunId: run.id })) {
+        await rt.resolveWaitpoint(tx, { tenantId: f.tenantId, id: w.id, status: "resolved", resolution: { status, ...out } });
+        await wakeAgent(tx, f.tenantId, w.agentId, "waitpoint");
+      }
+    }
+  }
+
+  async function finish(f: Fence, run: RunRow, status: "succeeded" | "failed", out: { result?: unknown; error?: { code: string; message: string } }) {
+    await fenced(f, async (tx) => {
+      const input = run.input as RunInput;
+      if (input.task) {
+        const tw = { tenantId: f.tenantId, taskId: input.task.id, agentId: f.agentId, leaseOwner: input.task.leaseOwner, epoch: input.task.epoch };
+        // A run that ends without closing its task: its final answer is the result, or its
+        // failure sends the task back for another attempt. A lost task lease voids both.
+        await tx.$client.query("SAVEPOINT task_write");
+        try {
+          if (status === "succeeded") await deps.tasks.completeInTx(tx, { ...tw, result: out.result ?? null });
+          else await deps.tasks.failInTx(tx, { ...tw, error: out.error?.message ?? "run failed", retry: true });
+        } catch (err) {
+          if (!(err instanceof AppError) || err.code !== "CONFLICT") throw err;
+          await tx.$client.query("ROLLBACK TO SAVEPOINT task_write");
+        }
+      }
+      await endRun(tx, f, run, status, out);
+    });
+  }
+
+  async function hasWork(tx: Tx, tenantId: string, agentId: string) {
+    const { rows } = await tx.$client.query(
+      `SELECT EXISTS (SELECT 1 FROM messages WHERE tenant_id = $1 AND to_agent_id = $2 AND read_at IS NULL)
+           OR EXISTS (SELECT 1 FROM runs r WHERE r.tenant_id = $1 AND r.agent_id = $2 AND (r.status = 'running' OR (r.status = 'waiting'
+                AND NOT EXISTS (SELECT 1 FROM waitpoints w WHERE w.tenant_id = r.tenant_id AND w.run_id = r.id AND w.status = 'pending'))))
+           OR EXISTS (${CLAIMABLE_TASK_SQL}) AS work`,
+      [tenantId, agentId],
+    );
+    return rows[0]?.work === true;
+  }
+
+  return {
+    wake,
+    /** Stop taking new steps; runs in flight stop after their current step and release. */
+    stop() {
+      stopping = true;
+      for (const c of inFlight) c.abort();
+    },
+    get stopping() {
+      return stopping;
+    },
+  };
+}
+
+/**
+ * A task this agent may claim now: queued, assigned to it or to a domain it covers, with
+ * every dependency done. Domains are globs (`finance/*`).
+ */
+export const claimableTaskSql = (tenant: string, agent: string) => `
+  SELECT 1 FROM tasks t JOIN agents ca ON ca.tenant_id = t.tenant_id AND ca.id = ${agent}
+  WHERE t.tenant_id = ${tenant} AND t.status = 'queued'
+    AND (t.assignee_agent_id = ${agent} OR (t.assignee_agent_id IS NULL AND t.domain IS NOT NULL AND EXISTS (
+          SELECT 1 FROM jsonb_array_elements_text(ca.descriptor->'spec'->'domains') d(p)
+          WHERE t.domain LIKE replace(replace(d.p, '%', '\\%'), '*', '%'))))
+    AND NOT EXISTS (SELECT 1 FROM task_dependencies dep JOIN tasks o ON o.tenant_id = dep.tenant_id AND o.id = dep.depends_on_id
+                    WHERE dep.tenant_id = t.tenant_id AND dep.task_id = t.id AND o.status <> 'done')`;
+
+export const CLAIMABLE_TASK_SQL = claimableTaskSql("$1", "$2");
+
+function stepBase(run: RunRow, seq: number, f: Fence, s: { kind: StepRow["kind"]; name: string | null; status: "ok" | "error"; output: unknown }) {
+  return {
+    tenantId: run.tenantId,
+    runId: run.id,
+    runCreatedAt: run.createdAt,
+    seq,
+    kind: s.kind,
+    name: s.name,
+    status: s.status,
+    input: null as unknown,
+    output: s.output,
+    provider: null as string | null,
+    model: null as string | null,
+    inputTokens: 0,
+    cacheReadTokens: 0,
+    cacheWriteTokens: 0,
+    outputTokens: 0,
+    latencyMs: null as number | null,
+    leaseEpoch: f.epoch,
+  };
+}
+
+function toolUses(llm: StepRow) {
+  const out = llm.output as { content?: ContentBlock[] } | null;
+  return (out?.content ?? []).filter((b): b is Extract<ContentBlock, { type: "tool_use" }> => b.type === "tool_use");
+}
+
+function textOf(llm: StepRow) {
+  const out = llm.output as { content?: ContentBlock[] } | null;
+  return (out?.content ?? [])
+    .filter((b): b is Extract<ContentBlock, { type: "text" }> => b.type === "text")
+    .map((b) => b.text)
+    .join("\n");
+}
+
+/** The conversation so far, rebuilt from the step log (the run's only memory). */
+export function rebuildMessages(firstText: string, steps: StepRow[], waits: repo.runtime.WaitpointRow[]): Message[] {
+  const messages: Message[] = [{ role: "user", content: [{ type: "text", text: firstText || "(no input)" }] }];
+  for (const s of steps) {
+    if (s.kind === "llm") {
+      if (s.status !== "ok") continue;
+      const content = ((s.output as { content?: ContentBlock[] })?.content ?? []) as ContentBlock[];
+      messages.push({ role: "assistant", content: content.length ? content : [{ type: "text", text: "" }] });
+      continue;
+    }
+    const inp = s.input as { toolUseId?: string } | null;
+    if (!inp?.toolUseId) continue;
+    const out = (s.output ?? {}) as { content?: string; isError?: boolean; waitpointId?: string };
+    let content = out.content ?? "";
+    let isError = out.isError === true || s.status === "error";
+    if (out.waitpointId) {
+      const w = waits.find((x) => x.id === out.waitpointId);
+      content = JSON.stringify(w?.resolution ?? { status: w?.status ?? "pending" });
+      isError = w?.status !== "resolved";
+    }
+    const block: ContentBlock = { type: "tool_result", toolUseId: inp.toolUseId, content, ...(isError ? { isError: true } : {}) };
+    const last = messages[messages.length - 1]!;
+    if (last.role === "user" && last.content.every((b) => b.type === "tool_result")) last.content.push(block);
+    else messages.push({ role: "user", content: [block] });
+  }
+  return messages;
+}
+
+export type AgentRuntime = ReturnType<typeof agentRuntime>;
+
+/**
+ * The schedule tick: due agents by `next_wake_at`, SKIP LOCKED so several workers share
+ * it. The idle check is in the same statement, in SQL and before any model is involved:
+ * a claimable task, an unread message or a run to resume. An agent with none of them has
+ * an idle cycle at zero tokens (counted on its session) and is not woken at all.
+ */
+export async function scheduleTick(deps: { database: Database; jobs: Pick<Jobs, "enqueue"> }, opts: { batch?: number } = {}) {
+  return withSystem(deps.database, async (tx) => {
+    const { rows } = await tx.$client.query<{ tenant_id: string; id: string; work: boolean }>(
+      `WITH due AS (
+         SELECT tenant_id, id, descriptor->'spec'->'schedule'->>'every' AS every FROM agents
+         WHERE next_wake_at <= now() AND status = 'active'
+         ORDER BY next_wake_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+       UPDATE agents a SET next_wake_at = CASE WHEN due.every IS NULL THEN NULL ELSE now() + due.every::interval END
+       FROM due WHERE a.tenant_id = due.tenant_id AND a.id = due.id
+       RETURNING a.tenant_id, a.id,
+         EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = a.tenant_id AND m.to_agent_id = a.id AND m.read_at IS NULL)
+         OR EXISTS (SELECT 1 FROM runs r WHERE r.tenant_id = a.tenant_id AND r.agent_id = a.id AND r.status IN ('running', 'waiting') AND r.trigger <> 'external')
+         OR EXISTS (${claimableTaskSql("a.tenant_id", "a.id")}) AS work`,
+      [opts.batch ?? 1000],
+    );
+    const idle = rows.filter((r) => !r.work);
+    for (const r of rows) {
+      if (r.work) {
+        await deps.jobs.enqueue(tx, "agent.wake", { tenantId: r.tenant_id, agentId: r.id, reason: "schedule" }, { singletonKey: wakeKey(r.tenant_id, r.id) });
+      }
+    }
+    if (idle.length) {
+      await tx.$client.query(
+        `INSERT INTO agent_sessions (tenant_id, agent_id, idle_cycles)
+         SELECT t, a, 1 FROM unnest($1::text[], $2::text[]) AS x(t, a)
+         ON CONFLICT (tenant_id, agent_id) DO UPDATE SET idle_cycles = agent_sessions.idle_cycles + 1`,
+        [idle.map((x) => x.tenant_id), idle.map((x) => x.id)],
+      );
+    }
+    return { due: rows.length, woken: rows.length - idle.length, idle: idle.length };
+  });
+}
+
+/**
+ * The runtime's periodic system work: wakes agents whose session lease expired with a
+ * run left unfinished (its worker died), and resolves timer waitpoints that are due.
+ */
+export async function runtimeSweep(deps: { database: Database; jobs: Pick<Jobs, "enqueue"> }) {
+  return withSystem(deps.database, async (tx) => {
+    const orphaned = await tx.$client.query<{ tenant_id: string; agent_id: string }>(
+      `SELECT s.tenant_id, s.agent_id FROM agent_sessions s
+       WHERE s.lease_owner IS NOT NULL AND s.lease_expires_at < now()
+         AND EXISTS (SELECT 1 FROM runs r WHERE r.tenant_id = s.tenant_id AND r.agent_id = s.agent_id AND r.status = 'running' AND r.trigger <> 'external')
+       LIMIT 500`,
+    );
+    for (const o of orphaned.rows) {
+      await deps.jobs.enqueue(tx, "agent.wake", { tenantId: o.tenant_id, agentId: o.agent_id, reason: "recheck" }, { singletonKey: wakeKey(o.tenant_id, o.agent_id) });
+    }
+    const timers = await rt.dueTimers(tx, 500);
+    for (const w of timers) {
+      await rt.resolveWaitpoint(tx, { tenantId: w.tenantId, id: w.id, status: "resolved", resolution: { status: "resolved", at: new Date().toISOString() } });
+      await deps.jobs.enqueue(tx, "agent.wake", { tenantId: w.tenantId, agentId: w.agentId, reason: "waitpoint" }, { singletonKey: wakeKey(w.tenantId, w.agentId) });
+    }
+    await tx.$client.query("SELECT bosun_ensure_partitions('steps', 2)");
+    return { orphaned: orphaned.rows.length, timers: timers.length };
+  });
+}

@@ -1,0 +1,374 @@
+import { and, asc, desc, eq, inArray, lt, notInArray, type SQL, sql } from "drizzle-orm";
+import type { Db } from "../client";
+import { agents, taskDependencies, tasks } from "../schema/index";
+
+export type TaskRow = typeof tasks.$inferSelect;
+export type TaskStatus = TaskRow["status"];
+/** Column values to set; SQL for database-side values (`now()`, a lease expiry). */
+export type TaskPatch = { [K in keyof TaskRow]?: TaskRow[K] | SQL };
+
+/** Statuses in which a claimant holds a lease. */
+export const LEASED_STATUSES = ["claimed", "in_progress"] as const satisfies TaskStatus[];
+/** Statuses a task never leaves. */
+export const FINISHED_STATUSES = ["done", "failed", "cancelled"] as const satisfies TaskStatus[];
+
+/**
+ * A domain glob (`g.pattern`, from an agent's `spec.domains`) as an anchored regular
+ * expression: regex metacharacters are escaped first, then `**` matches any depth, `*`
+ * one path segment (no `/`) and `?` one character of a segment. So `finance/*` covers
+ * `finance/invoices` but not `finance/invoices/2026` nor `finance`; `finance/**` covers both
+ * deeper ones. Done in SQL so that claims, idle checks and wake fan-out share one rule.
+ */
+const GLOB_AS_REGEX = sql.raw(
+  String.raw`('^' || replace(replace(replace(regexp_replace(g.pattern, '([]\\[(){}.+*?^$|])', '\\\1', 'g'), '\*\*', '.*'), '\*', '[^/]*'), '\?', '[^/]') || '$')`,
+);
+
+/** True when some domain glob in `descriptor` (an agents.descriptor expression) covers `domain`. */
+const domainsCover = (descriptor: SQL, domain: SQL) =>
+  sql`EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(${descriptor} -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern) WHERE ${domain} ~ ${GLOB_AS_REGEX})`;
+
+/**
+ * The task (the row of `tasks` in the enclosing statement) is one `agentId` may work on:
+ * assigned to it, or unassigned with a domain its descriptor covers; never a task it is
+ * the reviewer of.
+ */
+const workableBy = (tenantId: string, agentId: string) => sql`(
+  (${tasks.assigneeAgentId} = ${agentId} OR (${tasks.assigneeAgentId} IS NULL AND ${tasks.domain} IS NOT NULL AND EXISTS (
+    SELECT 1 FROM agents a WHERE a.tenant_id = ${tenantId} AND a.id = ${agentId}
+      AND ${domainsCover(sql`a.descriptor`, sql`${tasks.domain}`)})))
+  AND ${tasks.reviewerAgentId} IS DISTINCT FROM ${agentId})`;
+
+/** Every dependency of the task (the row of `tasks` in the enclosing statement) is done. */
+const dependenciesDone = sql`NOT EXISTS (
+  SELECT 1 FROM task_dependencies d JOIN tasks dt ON dt.tenant_id = d.tenant_id AND dt.id = d.depends_on_id
+  WHERE d.tenant_id = ${tasks.tenantId} AND d.task_id = ${tasks.id} AND dt.status <> 'done')`;
+
+export async function insertTask(db: Db, row: typeof tasks.$inferInsert): Promise<TaskRow> {
+  const [t] = await db.insert(tasks).values(row).returning();
+  return t!;
+}
+
+export async function getTask(
+  db: Db,
+  { tenantId, taskId, forUpdate = false }: { tenantId: string; taskId: string; forUpdate?: boolean },
+): Promise<TaskRow | undefined> {
+  const q = db
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.tenantId, tenantId), eq(tasks.id, taskId)));
+  // NO KEY UPDATE: enough to exclude other writers of the row, without blocking the KEY
+  // SHARE locks that inserting a dependency on this task takes.
+  const [t] = forUpdate ? await q.for("no key update") : await q;
+  return t;
+}
+
+export async function getTasksByIds(db: Db, { tenantId, ids }: { tenantId: string; ids: string[] }) {
+  if (ids.length === 0) return [];
+  return db
+    .select({ id: tasks.id, title: tasks.title, status: tasks.status })
+    .from(tasks)
+    .where(and(eq(tasks.tenantId, tenantId), inArray(tasks.id, ids)));
+}
+
+/** Tasks newest first (ids sort by creation time), after the cursor's id. */
+export async function listTasks(
+  db: Db,
+  {
+    tenantId,
+    limit,
+    before,
+    status,
+    assigneeAgentId,
+  }: { tenantId: string; limit: number; before?: string | undefined; status?: TaskStatus | undefined; assigneeAgentId?: string | undefined },
+): Promise<TaskRow[]> {
+  return db
+    .select()
+    .from(tasks)
+    .where(
+      and(
+        eq(tasks.tenantId, tenantId),
+        before !== undefined ? lt(tasks.id, before) : undefined,
+        status !== undefined ? eq(tasks.status, status) : undefined,
+        assigneeAgentId !== undefined ? eq(tasks.assigneeAgentId, assigneeAgentId) : undefined,
+      ),
+    )
+    .orderBy(desc(tasks.id))
+    .limit(limit);
+}
+
+/**
+ * Updates a task. With `fence`, only while the caller still holds the lease it was given:
+ * the same epoch, the same owner and a leased status. Returns undefined when the fence
+ * (or the tenant and id) matched nothing.
+ */
+export async function updateTask(
+  db: Db,
+  {
+    tenantId,
+    taskId,
+    patch,
+    fence,
+  }: {
+    tenantId: string;
+    taskId: string;
+    patch: TaskPatch;
+    fence?: { epoch: number; owner: string };
+  },
+): Promise<TaskRow | undefined> {
+  const [t] = await db
+    .update(tasks)
+    .set({ ...patch, updatedAt: sql`now()` })
+    .where(
+      and(
+        eq(tasks.tenantId, tenantId),
+        eq(tasks.id, taskId),
+        fence ? eq(tasks.leaseEpoch, fence.epoch) : undefined,
+        fence ? eq(tasks.leaseOwner, fence.owner) : undefined,
+        fence ? inArray(tasks.status, LEASED_STATUSES) : undefined,
+      ),
+    )
+    .returning();
+  return t;
+}
+
+/** `now() + ttl seconds`, for lease expiries: the database's clock, like every other timestamp. */
+export const leaseUntil = (ttlSeconds: number) => sql`now() + make_interval(secs => ${ttlSeconds})`;
+export const dbNow = () => sql`now()`;
+
+export async function insertDependencies(db: Db, { tenantId, taskId, dependsOn }: { tenantId: string; taskId: string; dependsOn: string[] }) {
+  if (dependsOn.length === 0) return;
+  await db
+    .insert(taskDependencies)
+    .values(dependsOn.map((dependsOnId) => ({ tenantId, taskId, dependsOnId })))
+    .onConflictDoNothing();
+}
+
+export async function listDependencies(db: Db, { tenantId, taskId }: { tenantId: string; taskId: string }) {
+  return db
+    .select({ id: tasks.id, title: tasks.title, status: tasks.status })
+    .from(taskDependencies)
+    .innerJoin(tasks, and(eq(tasks.tenantId, taskDependencies.tenantId), eq(tasks.id, taskDependencies.dependsOnId)))
+    .where(and(eq(taskDependencies.tenantId, tenantId), eq(taskDependencies.taskId, taskId)))
+    .orderBy(asc(tasks.id));
+}
+
+/** Ids of the task's dependencies that are not done yet. */
+export async function unfinishedDependencies(db: Db, { tenantId, taskId }: { tenantId: string; taskId: string }): Promise<string[]> {
+  const rows = await db
+    .select({ id: tasks.id })
+    .from(taskDependencies)
+    .innerJoin(tasks, and(eq(tasks.tenantId, taskDependencies.tenantId), eq(tasks.id, taskDependencies.dependsOnId)))
+    .where(and(eq(taskDependencies.tenantId, tenantId), eq(taskDependencies.taskId, taskId), sql`${tasks.status} <> 'done'`))
+    .orderBy(asc(tasks.id));
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Serialises changes to a tenant's dependency graph for the rest of the transaction. Two
+ * transactions that each add one edge of a cycle would otherwise both pass the cycle check,
+ * each blind to the other's uncommitted edge.
+ */
+export async function lockDependencyGraph(db: Db, { tenantId }: { tenantId: string }): Promise<void> {
+  await db.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${`bosun.task_dependencies:${tenantId}`}, 0))`);
+}
+
+/**
+ * The cycle that adding edges `taskId → dependsOn[i]` would close, as ids in order
+ * (`[taskId, …, taskId]`), or null. A recursive CTE walks every edge reachable from the
+ * new ones (UNION keeps it finite and linear in the edges); only when the walk comes back
+ * to `taskId` are the edges returned, and the shortest way round is found here.
+ */
+export async function findDependencyCycle(
+  db: Db,
+  { tenantId, taskId, dependsOn }: { tenantId: string; taskId: string; dependsOn: string[] },
+): Promise<string[] | null> {
+  if (dependsOn.length === 0) return null;
+  const { rows } = await db.execute<{ task_id: string; depends_on_id: string }>(sql`
+    WITH RECURSIVE reach(task_id, depends_on_id) AS (
+      SELECT ${taskId}::text, d FROM unnest(ARRAY[${sql.join(
+        dependsOn.map((d) => sql`${d}`),
+        sql`, `,
+      )}]::text[]) AS d
+      UNION
+      SELECT e.task_id, e.depends_on_id
+      FROM reach r JOIN task_dependencies e ON e.tenant_id = ${tenantId} AND e.task_id = r.depends_on_id
+    )
+    SELECT task_id, depends_on_id FROM reach
+    WHERE EXISTS (SELECT 1 FROM reach WHERE depends_on_id = ${taskId})`);
+  if (rows.length === 0) return null;
+  const next = new Map<string, string[]>();
+  for (const r of rows) next.set(r.task_id, [...(next.get(r.task_id) ?? []), r.depends_on_id].sort());
+  // Breadth first from taskId back to itself: the shortest cycle, deterministically.
+  const cameFrom = new Map<string, string>();
+  const queue = [taskId];
+  while (queue.length > 0) {
+    const at = queue.shift()!;
+    for (const to of next.get(at) ?? []) {
+      if (to === taskId) {
+        const path = [taskId];
+        for (let n: string | undefined = at; n !== undefined && n !== taskId; n = cameFrom.get(n)) path.splice(1, 0, n);
+        return [...path, taskId];
+      }
+      if (!cameFrom.has(to)) {
+        cameFrom.set(to, at);
+        queue.push(to);
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * The next task `agentId` may claim, locked: queued, workable by the agent, every
+ * dependency done; highest priority, then oldest. `FOR NO KEY UPDATE SKIP LOCKED` (the row
+ * lock an UPDATE takes), so concurrent claimers each take a different task instead of
+ * queueing behind one row.
+ */
+export async function lockNextClaimable(
+  db: Db,
+  { tenantId, agentId, exclude = [] }: { tenantId: string; agentId: string; exclude?: string[] },
+): Promise<TaskRow | undefined> {
+  const [t] = await db
+    .select()
+    .from(tasks)
+    .where(
+      and(
+        eq(tasks.tenantId, tenantId),
+        eq(tasks.status, "queued"),
+        exclude.length > 0 ? notInArray(tasks.id, exclude) : undefined,
+        workableBy(tenantId, agentId),
+        dependenciesDone,
+      ),
+    )
+    .orderBy(desc(tasks.priority), asc(tasks.createdAt), asc(tasks.id))
+    .limit(1)
+    .for("no key update", { skipLocked: true });
+  return t;
+}
+
+/**
+ * Claims a queued task whose dependencies are all done: a new lease epoch, the owner and
+ * an expiry. Run it after locking the row, as its own statement: its snapshot then
+ * includes any dependency added (under the row lock) since the row was picked.
+ */
+export async function claimTask(
+  db: Db,
+  {
+    tenantId,
+    taskId,
+    agentId,
+    leaseOwner,
+    ttlSeconds,
+  }: { tenantId: string; taskId: string; agentId: string; leaseOwner: string; ttlSeconds: number },
+): Promise<TaskRow | undefined> {
+  const [t] = await db
+    .update(tasks)
+    .set({
+      status: "claimed",
+      claimedByAgentId: agentId,
+      leaseOwner,
+      leaseEpoch: sql`${tasks.leaseEpoch} + 1`,
+      leaseExpiresAt: leaseUntil(ttlSeconds),
+      updatedAt: sql`now()`,
+    })
+    .where(and(eq(tasks.tenantId, tenantId), eq(tasks.id, taskId), eq(tasks.status, "queued"), dependenciesDone))
+    .returning();
+  return t;
+}
+
+/** Whether `agentId` has a task it could claim now. One EXISTS on the claim index: for idle checks. */
+export async function hasClaimableTask(db: Db, { tenantId, agentId }: { tenantId: string; agentId: string }): Promise<boolean> {
+  const [r] = await db
+    .select({ yes: sql<number>`1` })
+    .from(tasks)
+    .where(and(eq(tasks.tenantId, tenantId), eq(tasks.status, "queued"), workableBy(tenantId, agentId), dependenciesDone))
+    .limit(1);
+  return r !== undefined;
+}
+
+/** Whether the agent's descriptor covers `domain` with one of its `spec.domains` globs. */
+export async function agentCoversDomain(db: Db, { tenantId, agentId, domain }: { tenantId: string; agentId: string; domain: string }): Promise<boolean> {
+  const [r] = await db
+    .select({ yes: sql<number>`1` })
+    .from(agents)
+    .where(and(eq(agents.tenantId, tenantId), eq(agents.id, agentId), domainsCover(sql`${agents.descriptor}`, sql`${domain}::text`)));
+  return r !== undefined;
+}
+
+/** Active agents whose domains cover `domain`, at most `limit`, by id. */
+export async function activeAgentsCovering(db: Db, { tenantId, domain, limit }: { tenantId: string; domain: string; limit: number }): Promise<string[]> {
+  const rows = await db
+    .select({ id: agents.id })
+    .from(agents)
+    .where(and(eq(agents.tenantId, tenantId), eq(agents.status, "active"), domainsCover(sql`${agents.descriptor}`, sql`${domain}::text`)))
+    .orderBy(asc(agents.id))
+    .limit(limit);
+  return rows.map((r) => r.id);
+}
+
+/** Of these agent ids, the active ones. */
+export async function activeAgentIds(db: Db, { tenantId, ids }: { tenantId: string; ids: string[] }): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await db
+    .select({ id: agents.id })
+    .from(agents)
+    .where(and(eq(agents.tenantId, tenantId), inArray(agents.id, ids), eq(agents.status, "active")));
+  return rows.map((r) => r.id);
+}
+
+/**
+ * The queued tasks that depend on `taskId` and have no unfinished dependency left, for
+ * waking their agents once `taskId` is done. The dependents are locked (in id order) by a
+ * first statement and checked by a second: when two dependencies of one task finish at
+ * once, the second transaction waits for the first and then sees both done, so one of the
+ * two always wakes the agent.
+ */
+export async function unblockedDependents(db: Db, { tenantId, taskId }: { tenantId: string; taskId: string }): Promise<TaskRow[]> {
+  const dependents = db
+    .select({ id: taskDependencies.taskId })
+    .from(taskDependencies)
+    .where(and(eq(taskDependencies.tenantId, tenantId), eq(taskDependencies.dependsOnId, taskId)));
+  const locked = await db
+    .select({ id: tasks.id })
+    .from(tasks)
+    .where(and(eq(tasks.tenantId, tenantId), inArray(tasks.id, dependents), eq(tasks.status, "queued")))
+    .orderBy(asc(tasks.id))
+    .for("no key update");
+  if (locked.length === 0) return [];
+  return db
+    .select()
+    .from(tasks)
+    .where(
+      and(
+        eq(tasks.tenantId, tenantId),
+        inArray(
+          tasks.id,
+          locked.map((r) => r.id),
+        ),
+        eq(tasks.status, "queued"),
+        dependenciesDone,
+      ),
+    )
+    .orderBy(asc(tasks.id));
+}
+
+/** System sweep, across tenants: the tenants that have tasks whose lease ran out before `now`. */
+export async function tenantsWithExpiredLeases(db: Db, { now, limit }: { now: Date; limit: number }): Promise<string[]> {
+  const rows = await db
+    .selectDistinct({ tenantId: tasks.tenantId })
+    .from(tasks)
+    .where(and(inArray(tasks.status, LEASED_STATUSES), lt(tasks.leaseExpiresAt, now)))
+    .limit(limit);
+  return rows.map((r) => r.tenantId);
+}
+
+/** A tenant's tasks whose lease ran out before `now`, locked; rows another transaction holds are skipped. */
+export async function lockExpiredLeases(db: Db, { tenantId, now, limit }: { tenantId: string; now: Date; limit: number }): Promise<TaskRow[]> {
+  return db
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.tenantId, tenantId), inArray(tasks.status, LEASED_STATUSES), lt(tasks.leaseExpiresAt, now)))
+    .orderBy(asc(tasks.leaseExpiresAt), asc(tasks.id))
+    .limit(limit)
+    .for("no key update", { skipLocked: true });
+}
