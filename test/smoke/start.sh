@@ -68,6 +68,13 @@ YAML
 )
 [ "$code" = 201 ] || { echo "smoke: applying an agent returned $code"; cat "$LOG"; exit 1; }
 curl -fsS -H "Authorization: Bearer $KEY" "$BASE/v1/agents" | grep -q '"name":"reconciliation-finance"' || { echo "smoke: demo agents missing"; exit 1; }
+# The demo fleet takes and finishes its starter tasks on its own.
+for _ in $(seq 1 60); do
+  done_count=$(curl -fsS -H "Authorization: Bearer $KEY" "$BASE/v1/tasks?status=done&limit=50" | grep -o '"status":"done"' | wc -l)
+  [ "$done_count" -ge 4 ] && break
+  sleep 0.5
+done
+[ "$done_count" -ge 4 ] || { echo "smoke: the demo agents finished $done_count of 4 tasks"; cat "$LOG"; exit 1; }
 stop
 
 start

@@ -3,7 +3,7 @@ import path from "node:path";
 import { type AgentRuntime, agentRuntime, createServices, type DomainServices, providerCache, scheduleTick, systemActor } from "@bosun/core";
 import { createDatabase, type Database } from "@bosun/db";
 import { createJobs, type Jobs } from "@bosun/jobs";
-import type { ModelProvider, ModelRequest } from "@bosun/llm";
+import { ModelError, type ModelProvider, type ModelRequest } from "@bosun/llm";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
@@ -137,7 +137,8 @@ describe("leases and fencing", () => {
       jobs: producer,
       tasks: services.tasks,
       workerId: "w-A",
-      leaseTtlSeconds: 2,
+      // Long enough that A's heartbeat does not revive the lease we expire by hand below.
+      leaseTtlSeconds: 30,
       provider: (m) => ({
         name: "slow",
         complete: async (req) => {
@@ -313,6 +314,51 @@ describe("waiting and waking", () => {
     expect(stats!.read).toBe(100);
     // Bursts coalesce: far fewer runs than messages.
     expect(stats!.runs).toBeLessThan(100);
+  });
+});
+
+describe("routing and limits", () => {
+  it("escalates from a failing small model to the large one, recording both attempts", async () => {
+    await apply("router", { name: "tiny", escalate_to: { name: "scripted-large" } });
+    const task = await createTask("route me", { assignee: "router" });
+    const real = providerCache();
+    const tiny: ModelProvider = {
+      name: "tiny",
+      complete: async () => {
+        throw new ModelError("tiny is overloaded", { kind: "overloaded", retryable: false, provider: "tiny" });
+      },
+    };
+    const rt = runtimeFor(db.database, producer, "w-route", { provider: (m) => (m.name === "tiny" ? tiny : real(m)) });
+    const agent = (await q<{ id: string }>(`SELECT id FROM agents WHERE name = 'router'`))[0]!;
+    await rt.wake({ tenantId, agentId: agent.id });
+    const [t] = await q<{ status: string; run_id: string }>(`SELECT status, run_id FROM tasks WHERE id = $1`, [task.id]);
+    expect(t!.status).toBe("done");
+    const steps = await q<{ kind: string; model: string; status: string; output: { escalated?: boolean } }>(
+      `SELECT kind, model, status, output FROM steps WHERE run_id = $1 ORDER BY seq`,
+      [t!.run_id],
+    );
+    expect(steps.map((x) => [x.kind, x.model, x.status])).toEqual([
+      ["llm", "tiny", "error"],
+      ["llm", "scripted-large", "ok"],
+      ["tool", null, "ok"],
+    ]);
+    expect(steps[0]!.output.escalated).toBe(true);
+  });
+
+  it("stops a run at its step limit and sends its task back", async () => {
+    // A script that never completes: it keeps sending itself messages.
+    const loop = Array.from({ length: 20 }, () => ({ call: "send_message", input: { to: "limit-peer", body: "again" } }));
+    await apply("limited", { script: loop });
+    await apply("limit-peer");
+    const task = await createTask("never ends", { assignee: "limited" });
+    const rt = runtimeFor(db.database, producer, "w-limit", { limits: { maxSteps: 6 } });
+    const agent = (await q<{ id: string }>(`SELECT id FROM agents WHERE name = 'limited'`))[0]!;
+    await rt.wake({ tenantId, agentId: agent.id });
+    const runs = await q<{ status: string; error: { code: string }; step_count: number }>(`SELECT status, error, step_count FROM runs WHERE task_id = $1 ORDER BY created_at`, [task.id]);
+    expect(runs[0]).toMatchObject({ status: "failed", error: { code: "LIMIT" } });
+    expect(runs[0]!.step_count).toBe(6);
+    const [t] = await q<{ status: string; attempts: number }>(`SELECT status, attempts FROM tasks WHERE id = $1`, [task.id]);
+    expect(t!.attempts).toBeGreaterThanOrEqual(1);
   });
 });
 

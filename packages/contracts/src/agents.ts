@@ -21,6 +21,18 @@ export const modelSpecSchema = z.strictObject({
   pinned_revision: z.string().min(1).max(100).optional(),
   base_url: z.url({ protocol: /^https?$/, error: "must be an http or https URL" }).max(2000).optional(),
   max_tokens: z.number().int().min(1).max(200_000).optional(),
+  /**
+   * Complexity routing: `name` is tried first; when it fails (or stops at max_tokens or
+   * refuses), the run escalates to this model. Both attempts are recorded as steps.
+   */
+  escalate_to: z
+    .strictObject({
+      provider: z.enum(["anthropic", "openai", "openai-compatible", "scripted"]).optional(),
+      name: z.string().min(1).max(200),
+      pinned_revision: z.string().min(1).max(100).optional(),
+      base_url: z.url({ protocol: /^https?$/, error: "must be an http or https URL" }).max(2000).optional(),
+    })
+    .optional(),
   /** For the offline `scripted` provider: tool calls (or text) to make, in order. */
   script: z
     .array(

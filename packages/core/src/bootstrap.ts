@@ -6,6 +6,7 @@ import type { AgentService } from "./agents/service";
 import { isValidKeyFormat } from "./api-keys";
 import { AppError } from "./errors";
 import type { IdentityService } from "./identity";
+import type { TaskService } from "./tasks/service";
 
 export interface BootstrapEnv {
   BOSUN_INIT_API_KEY?: string | undefined;
@@ -65,6 +66,14 @@ export const demoAgents: AgentDescriptorInput[] = [
   },
 ];
 
+/** Tasks the demo tenant starts with. */
+export const demoTasks = [
+  { title: "Reconcile the October invoices", body: "Match every October invoice to a ledger entry.", assignee: "reconciliation-finance" },
+  { title: "Triage the overnight support tickets", body: "Label each ticket and draft first replies.", assignee: "support-triage" },
+  { title: "Check the VAT totals of invoice batch 42", domain: "finance/invoices", priority: 70 },
+  { title: "Draft the release notes for 1.4", assignee: "release-notes" },
+];
+
 const BOOTSTRAP_LOCK = 4_242_002;
 
 /**
@@ -74,7 +83,7 @@ const BOOTSTRAP_LOCK = 4_242_002;
  * start together from both bootstrapping.
  */
 export async function bootstrap(
-  deps: { database: Database; identity: IdentityService; agents: AgentService },
+  deps: { database: Database; identity: IdentityService; agents: AgentService; tasks?: TaskService },
   rawEnv: BootstrapEnv,
   opts: { demoAgents?: boolean } = {},
 ): Promise<BootstrapResult> {
@@ -105,7 +114,7 @@ export async function bootstrap(
 }
 
 async function createFirstTenant(
-  deps: { database: Database; identity: IdentityService; agents: AgentService },
+  deps: { database: Database; identity: IdentityService; agents: AgentService; tasks?: TaskService },
   env: BootstrapEnv,
   opts: { demoAgents?: boolean },
 ): Promise<BootstrapResult> {
@@ -136,6 +145,12 @@ async function createFirstTenant(
       keyId: null,
     };
     for (const d of demoAgents) await deps.agents.apply(actor, d.metadata.name, d);
+    // Work for the demo fleet, so that the first start shows agents taking and finishing tasks.
+    if (deps.tasks) {
+      for (const t of demoTasks) {
+        await deps.tasks.create(actor, { body: "", priority: 50, depends_on: [], requires_review: false, max_attempts: 3, ...t });
+      }
+    }
   }
   return { created: true, tenantId: result.tenant.id, email, password, apiKey: result.apiKey.key!, passwordGenerated };
 }

@@ -1,7 +1,7 @@
 import type { AgentDescriptor } from "@bosun/contracts";
 import { type Database, repo, type Tx, withSystem, withTenant } from "@bosun/db";
 import { type Jobs, wakeKey } from "@bosun/jobs";
-import type { ContentBlock, Message, ModelProvider, ModelResponse } from "@bosun/llm";
+import { type ContentBlock, completeWithRouting, type Message, type ModelProvider, type ModelResponse, RoutingError, type RouteAttempt } from "@bosun/llm";
 import { AppError } from "../errors";
 import { newId } from "../ids";
 import { INTERNAL_TOOL_NAMES, internalTools } from "./tools";
@@ -182,6 +182,7 @@ export function agentRuntime(deps: RuntimeDeps) {
       trigger,
       limits,
       input,
+      started: true,
     });
   }
 
@@ -249,7 +250,8 @@ export function agentRuntime(deps: RuntimeDeps) {
       if (stopping) return;
       if (response.error !== undefined) {
         await fenced(f, async (tx) => {
-          const step = await rt.insertStep(tx, stepBase(run, steps.length, f, { kind: "llm", name: descriptor.spec.model.name, status: "error", output: { error: response.error } }));
+          const seq0 = steps.length + (await recordRejected(tx, f, run, steps.length, response.rejected));
+          const step = await rt.insertStep(tx, stepBase(run, seq0, f, { kind: "llm", name: descriptor.spec.model.name, status: "error", output: { error: response.error } }));
           await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
           return step;
         }).then((s) => deps.afterStep?.(s));
@@ -258,8 +260,9 @@ export function agentRuntime(deps: RuntimeDeps) {
       }
       const r = response.ok!;
       const step = await fenced(f, async (tx) => {
+        const seq0 = steps.length + (await recordRejected(tx, f, run, steps.length, response.rejected));
         const s = await rt.insertStep(tx, {
-          ...stepBase(run, steps.length, f, { kind: "llm", name: r.model, status: "ok", output: { content: r.content, stopReason: r.stopReason } }),
+          ...stepBase(run, seq0, f, { kind: "llm", name: r.model, status: "ok", output: { content: r.content, stopReason: r.stopReason } }),
           // What this call added to the conversation (the input, or the tool results since
           // the previous call): the whole prompt is the run's input plus these, in order.
           input: { messages: response.sent, tools: response.tools },
@@ -288,6 +291,38 @@ export function agentRuntime(deps: RuntimeDeps) {
     }
   }
 
+  /**
+   * Model attempts that routing passed over (the small model failed, refused or ran out of
+   * tokens) are steps too, with their usage, so their cost and the escalation are visible.
+   * They are `error` steps: the conversation is rebuilt from `ok` ones only.
+   */
+  async function recordRejected(tx: Tx, f: Fence, run: RunRow, seq: number, rejected: RouteAttempt[]) {
+    for (const [i, a] of rejected.entries()) {
+      const u = a.response?.usage;
+      await rt.insertStep(tx, {
+        ...stepBase(run, seq + i, f, {
+          kind: "llm",
+          name: a.model,
+          status: "error",
+          output: { escalated: true, error: a.error ?? `escalated after stop reason ${a.response?.stopReason}`, content: a.response?.content ?? null },
+        }),
+        provider: a.provider,
+        model: a.model,
+        inputTokens: u?.inputTokens ?? 0,
+        cacheReadTokens: u?.cacheReadTokens ?? 0,
+        cacheWriteTokens: u?.cacheWriteTokens ?? 0,
+        outputTokens: u?.outputTokens ?? 0,
+        latencyMs: a.response ? Math.round(a.response.latencyMs) : null,
+      });
+    }
+    if (rejected.length) {
+      const tokensIn = rejected.reduce((n, a) => n + (a.response ? a.response.usage.inputTokens + a.response.usage.cacheReadTokens + a.response.usage.cacheWriteTokens : 0), 0);
+      const tokensOut = rejected.reduce((n, a) => n + (a.response?.usage.outputTokens ?? 0), 0);
+      await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: rejected.length, addInput: tokensIn, addOutput: tokensOut } });
+    }
+    return rejected.length;
+  }
+
   function overLimit(run: RunRow, started: number): string | null {
     const l = run.limits ?? limits;
     if (run.stepCount >= l.maxSteps) return `step limit of ${l.maxSteps} reached`;
@@ -313,19 +348,31 @@ export function agentRuntime(deps: RuntimeDeps) {
     const sent = messages.slice(lastAssistant + 1);
     // complete_task and fail_task only make sense in a run that holds a task.
     const tools = input.task ? internalTools : internalTools.filter((t) => t.name !== "complete_task" && t.name !== "fail_task");
+    const request = {
+      system,
+      messages,
+      tools,
+      maxTokens: d.spec.model.max_tokens ?? 1024,
+      signal: controller.signal,
+      timeoutMs: 120_000,
+    };
+    const m = d.spec.model;
     try {
-      const ok: ModelResponse = await deps.provider(d.spec.model).complete({
-        model: d.spec.model.name,
-        system,
-        messages,
-        tools,
-        maxTokens: d.spec.model.max_tokens ?? 1024,
-        signal: controller.signal,
-        timeoutMs: 120_000,
+      if (!m.escalate_to) {
+        const ok: ModelResponse = await deps.provider(m).complete({ model: m.name, ...request });
+        return { ok, error: undefined, sent, tools: tools.map((t) => t.name), rejected: [] as RouteAttempt[] };
+      }
+      // Complexity routing: the descriptor's model first, its escalate_to when that fails.
+      const large = { ...m, ...m.escalate_to, provider: m.escalate_to.provider ?? m.provider, escalate_to: undefined };
+      const r = await completeWithRouting({
+        small: { provider: deps.provider(m), model: m.name },
+        large: { provider: deps.provider(large), model: large.name },
+        request,
       });
-      return { ok, error: undefined, sent, tools: tools.map((t) => t.name) };
+      return { ok: r.response, error: undefined, sent, tools: tools.map((t) => t.name), rejected: r.attempts.filter((a) => a.response !== r.response) };
     } catch (err) {
-      return { ok: undefined, error: err instanceof Error ? err.message : String(err), sent, tools: tools.map((t) => t.name) };
+      const rejected = err instanceof RoutingError ? err.routeAttempts : [];
+      return { ok: undefined, error: err instanceof Error ? err.message : String(err), sent, tools: tools.map((t) => t.name), rejected };
     } finally {
       inFlight.delete(controller);
     }

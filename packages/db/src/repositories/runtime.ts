@@ -120,12 +120,14 @@ export async function insertRun(
   db: Db,
   r: Pick<RunRow, "tenantId" | "id" | "agentId" | "taskId" | "parentRunId" | "rootRunId" | "traceparent" | "trigger" | "limits" | "input"> & {
     status?: RunRow["status"];
+    /** A run the caller starts executing now (rather than one queued for a wake). */
+    started?: boolean;
   },
 ): Promise<RunRow> {
   const { rows } = await db.$client.query<RunRow>(
-    `INSERT INTO runs (tenant_id, id, agent_id, task_id, parent_run_id, root_run_id, traceparent, trigger, status, limits, input)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${RUN_COLUMNS}`,
-    [r.tenantId, r.id, r.agentId, r.taskId, r.parentRunId, r.rootRunId, r.traceparent, r.trigger, r.status ?? "running", r.limits, JSON.stringify(r.input ?? null)],
+    `INSERT INTO runs (tenant_id, id, agent_id, task_id, parent_run_id, root_run_id, traceparent, trigger, status, limits, input, started_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, CASE WHEN $12 THEN now() END) RETURNING ${RUN_COLUMNS}`,
+    [r.tenantId, r.id, r.agentId, r.taskId, r.parentRunId, r.rootRunId, r.traceparent, r.trigger, r.status ?? "running", r.limits, JSON.stringify(r.input ?? null), r.started ?? false],
   );
   return rows[0]!;
 }
