@@ -109,6 +109,22 @@ describe("a run, end to end through the worker", () => {
     }
   });
 
+  it("leaves a paused agent's tasks queued and does not keep waking it", async () => {
+    const agent = await apply("napper");
+    await services.agents.pause(actor(), "napper");
+    const task = await createTask("wait for me", { assignee: "napper" });
+    const wakes = async () =>
+      (await q<{ n: number }>(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'agent.wake' AND data->>'agentId' = $1`, [agent.id]))[0]!.n;
+    const before = await wakes();
+    const rt = runtimeFor(db.database, producer, "w-nap");
+    expect((await rt.wake({ tenantId, agentId: agent.id })).outcome).toBe("idle");
+    expect(await wakes()).toBe(before);
+    expect((await q(`SELECT status FROM tasks WHERE id = $1`, [task.id]))[0]).toEqual({ status: "queued" });
+    await services.agents.resume(actor(), "napper");
+    expect((await rt.wake({ tenantId, agentId: agent.id })).outcome).toBe("ran");
+    expect((await q(`SELECT status FROM tasks WHERE id = $1`, [task.id]))[0]).toEqual({ status: "done" });
+  });
+
   it("runs a dependency chain in order", async () => {
     await apply("chain");
     const a = await createTask("first", { assignee: "chain" });

@@ -117,6 +117,9 @@ export function agentRuntime(deps: RuntimeDeps) {
         deps.log?.warn({ agentId: f.agentId, epoch }, "lease lost; stopping without writing");
         return { outcome: "lease_lost" };
       }
+      // Anything else (the database went away, a bug): give the lease back if it is still
+      // ours, so the job's retry (or another worker) need not wait for it to expire.
+      await withTenant(deps.database, f.tenantId, (tx) => rt.releaseLease(tx, f)).catch(() => {});
       throw err;
     }
     // Release, then look again: anything that arrived while we held the lease marked the
@@ -540,11 +543,14 @@ export function agentRuntime(deps: RuntimeDeps) {
   }
 
   async function hasWork(tx: Tx, tenantId: string, agentId: string) {
+    // A paused or retired agent has no work, whatever waits for it: otherwise its queued
+    // tasks would wake it, it would find it may not run, and wake itself again, forever.
     const { rows } = await tx.$client.query(
-      `SELECT EXISTS (SELECT 1 FROM messages WHERE tenant_id = $1 AND to_agent_id = $2 AND read_at IS NULL)
+      `SELECT (SELECT status FROM agents WHERE tenant_id = $1 AND id = $2) = 'active' AND (
+             EXISTS (SELECT 1 FROM messages WHERE tenant_id = $1 AND to_agent_id = $2 AND read_at IS NULL)
            OR EXISTS (SELECT 1 FROM runs r WHERE r.tenant_id = $1 AND r.agent_id = $2 AND (r.status = 'running' OR (r.status = 'waiting'
                 AND NOT EXISTS (SELECT 1 FROM waitpoints w WHERE w.tenant_id = r.tenant_id AND w.run_id = r.id AND w.status = 'pending'))))
-           OR EXISTS (${CLAIMABLE_TASK_SQL}) AS work`,
+           OR EXISTS (${CLAIMABLE_TASK_SQL})) AS work`,
       [tenantId, agentId],
     );
     return rows[0]?.work === true;
@@ -691,6 +697,7 @@ export async function runtimeSweep(deps: { database: Database; jobs: Pick<Jobs, 
     const orphaned = await tx.$client.query<{ tenant_id: string; agent_id: string }>(
       `SELECT s.tenant_id, s.agent_id FROM agent_sessions s
        WHERE s.lease_owner IS NOT NULL AND s.lease_expires_at < now()
+         AND EXISTS (SELECT 1 FROM agents a WHERE a.tenant_id = s.tenant_id AND a.id = s.agent_id AND a.status = 'active')
          AND EXISTS (SELECT 1 FROM runs r WHERE r.tenant_id = s.tenant_id AND r.agent_id = s.agent_id AND r.status = 'running' AND r.trigger <> 'external')
        LIMIT 500`,
     );
