@@ -11,6 +11,7 @@ import { registerOpenApi } from "./plugins/openapi";
 import { registerValidation } from "./plugins/validation";
 import { agentRoutes } from "./routes/agents";
 import { apiKeyRoutes } from "./routes/api-keys";
+import { costRoutes } from "./routes/costs";
 import { healthRoutes } from "./routes/health";
 import { identityRoutes } from "./routes/identity";
 import { taskRoutes } from "./routes/tasks";
@@ -85,6 +86,7 @@ export async function buildApp(services: Services, config: ApiConfig, opts: { lo
   agentRoutes(app, services);
   taskRoutes(app, services);
   runRoutes(app, services);
+  costRoutes(app, services);
   await registerConsole(app, config.consoleDir);
 
   app.addHook("preClose", async () => {

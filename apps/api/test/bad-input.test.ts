@@ -23,6 +23,8 @@ interface Env {
   tasks: Record<string, string>;
   /** Target runs: `{run.cancel}` (a manual run), `{run.usage}` and `{run.finish}` (task-agent's external run). */
   runs: Record<string, string>;
+  /** Target budgets: `{budget.patch}`, `{budget.delete}`. */
+  budgets: Record<string, string>;
 }
 
 interface WriteRoute {
@@ -348,6 +350,76 @@ const routes: WriteRoute[] = [
     ],
   },
   {
+    method: "POST",
+    route: "/v1/budgets",
+    url: "/v1/budgets",
+    auth: "key",
+    valid: () => ({ scope: "agent", agent: "task-agent", window: "day", limitUsd: 5 }),
+    wrongTypes: { scope: 5, window: true, limitUsd: "five", thresholds: "50,80" },
+    unknownField: { body: () => ({ scope: "tenant", window: "day", limitUsd: 5, currency: "EUR" }), path: "currency" },
+    absurd: [
+      ["a negative limit", () => ({ scope: "tenant", window: "day", limitUsd: -1 })],
+      ["a limit finer than a micro-dollar", () => ({ scope: "tenant", window: "day", limitUsd: 0.0000001 })],
+      ["a limit of 10^12 dollars", () => ({ scope: "tenant", window: "day", limitUsd: 1e12 })],
+      ["an agent budget without its agent", () => ({ scope: "agent", window: "day", limitUsd: 5 })],
+      ["an agent that does not exist", () => ({ scope: "agent", agent: "nobody-here", window: "day", limitUsd: 5 })],
+      ["a calls limit on a usd budget", () => ({ scope: "tenant", window: "day", limitUsd: 5, limitCalls: 10 })],
+      ["a weekly window", () => ({ scope: "tenant", window: "week", limitUsd: 5 })],
+      ["10 000 thresholds", () => ({ scope: "tenant", window: "day", limitUsd: 5, thresholds: Array.from({ length: 10_000 }, (_, i) => i + 1) })],
+      ["a threshold of 0 %", () => ({ scope: "tenant", window: "day", limitUsd: 5, thresholds: [0] })],
+    ],
+  },
+  {
+    method: "PATCH",
+    route: "/v1/budgets/:id",
+    url: "/v1/budgets/{budget.patch}",
+    auth: "key",
+    param: "id",
+    valid: () => ({ thresholds: [25, 50], enforcement: "soft" }),
+    wrongTypes: { thresholds: "all", enforcement: 1, limitUsd: "more" },
+    unknownField: { body: () => ({ limitUsd: 1, scope: "agent" }), path: "scope" },
+    absurd: [
+      ["an empty change", () => ({})],
+      ["a negative limit", () => ({ limitUsd: -5 })],
+      ["a calls limit on a usd budget", () => ({ limitCalls: 5 })],
+      ["an unknown onExhausted", () => ({ onExhausted: "shrug" })],
+    ],
+  },
+  { method: "DELETE", route: "/v1/budgets/:id", url: "/v1/budgets/{budget.delete}", auth: "key", param: "id" },
+  {
+    method: "PATCH",
+    route: "/v1/costs/settings",
+    url: "/v1/costs/settings",
+    auth: "key",
+    valid: () => ({ allowUnpricedModels: true, alertEmails: ["finance@example.com"] }),
+    wrongTypes: { allowUnpricedModels: "yes", computeMicrosPerHour: "cheap", alertEmails: "finance@example.com" },
+    unknownField: { body: () => ({ allowUnpricedModels: true, currency: "EUR" }), path: "currency" },
+    absurd: [
+      ["an empty change", () => ({})],
+      ["a negative compute rate", () => ({ computeMicrosPerHour: -1 })],
+      ["a fractional compute rate", () => ({ computeMicrosPerHour: 1.5 })],
+      ["an alert address that is not one", () => ({ alertEmails: ["not an email"] })],
+      ["10 000 alert addresses", () => ({ alertEmails: Array.from({ length: 10_000 }, (_, i) => `a${i}@example.com`) })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/prices",
+    url: "/v1/prices",
+    auth: "key",
+    valid: () => ({ provider: "anthropic", model: "claude-opus-4-7", inputMicrosPerMtok: 4_000_000, outputMicrosPerMtok: 20_000_000 }),
+    wrongTypes: { provider: 5, model: [], inputMicrosPerMtok: "4", outputMicrosPerMtok: null },
+    unknownField: { body: () => ({ provider: "openai", model: "gpt-5", inputMicrosPerMtok: 1, outputMicrosPerMtok: 1, currency: "EUR" }), path: "currency" },
+    absurd: [
+      ["a negative price", () => ({ provider: "openai", model: "gpt-5", inputMicrosPerMtok: -1, outputMicrosPerMtok: 1 })],
+      ["a fractional price", () => ({ provider: "openai", model: "gpt-5", inputMicrosPerMtok: 1.5, outputMicrosPerMtok: 1 })],
+      ["a model that is a spreadsheet formula", () => ({ provider: "openai", model: "=cmd()", inputMicrosPerMtok: 1, outputMicrosPerMtok: 1 })],
+      ["a 100 000-character model", () => ({ provider: "openai", model: long(100_000), inputMicrosPerMtok: 1, outputMicrosPerMtok: 1 })],
+      ["an effective date that is not one", () => ({ provider: "openai", model: "gpt-5", inputMicrosPerMtok: 1, outputMicrosPerMtok: 1, effectiveFrom: "soon" })],
+      ["a NUL byte in the note", () => ({ provider: "openai", model: "gpt-5", inputMicrosPerMtok: 1, outputMicrosPerMtok: 1, note: "a\u0000b" })],
+    ],
+  },
+  {
     method: "PATCH",
     route: "/v1/tenant",
     url: "/v1/tenant",
@@ -379,6 +451,13 @@ const TABLES = [
   "steps",
   "messages",
   "waitpoints",
+  "budgets",
+  "budget_windows",
+  "budget_reservations",
+  "budget_alerts",
+  "cost_ledger",
+  "cost_settings",
+  "price_overrides",
 ];
 
 async function counts(t: TestApp): Promise<Record<string, number>> {
@@ -418,7 +497,12 @@ async function setUp(t: TestApp): Promise<Env> {
   const manual: string = (await t.app.inject({ method: "POST", url: "/v1/agents/task-agent/runs", headers: a.auth, payload: { input: "to cancel" } })).json().id;
   const external: string = (await t.app.inject({ method: "POST", url: "/v1/agents/task-agent/runs", headers: agentAuth, payload: { input: "external" } })).json().id;
   const runs: Record<string, string> = { cancel: manual, usage: external, finish: external };
-  return { t, a, cookie: sessionCookie(login), victimKeyId: victim.id, agentAuth, tasks, runs };
+  const budgets: Record<string, string> = {};
+  for (const route of ["patch", "delete"]) {
+    const res = await t.app.inject({ method: "POST", url: "/v1/budgets", headers: a.auth, payload: { scope: "tenant", window: "month", limitUsd: 100 } });
+    budgets[route] = res.json().id;
+  }
+  return { t, a, cookie: sessionCookie(login), victimKeyId: victim.id, agentAuth, tasks, runs, budgets };
 }
 
 let ip = 0;
@@ -428,7 +512,8 @@ const fillUrl = (e: Env, url: string) =>
   url
     .replace("{key}", e.victimKeyId)
     .replace(/\{task\.(\w+)\}/, (_, name: string) => e.tasks[name]!)
-    .replace(/\{run\.(\w+)\}/, (_, name: string) => e.runs[name]!);
+    .replace(/\{run\.(\w+)\}/, (_, name: string) => e.runs[name]!)
+    .replace(/\{budget\.(\w+)\}/, (_, name: string) => e.budgets[name]!);
 
 function request(e: Env, route: WriteRoute, opts: { payload?: string | object; contentType?: string; url?: string; headers?: Record<string, string> }) {
   const auth = route.auth === "key" ? e.a.auth : route.auth === "agent" ? e.agentAuth : route.auth === "session" ? { cookie: e.cookie, origin: PUBLIC_URL } : {};
@@ -551,7 +636,7 @@ function paramCases(route: WriteRoute): Case[] {
 
 /** An Idempotency-Key that is too long or not visible ASCII. */
 function headerCases(route: WriteRoute): Case[] {
-  if (route.method !== "POST" || !["/v1/agents", "/v1/api-keys", "/v1/tasks"].includes(route.route)) return [];
+  if (route.method !== "POST" || !["/v1/agents", "/v1/api-keys", "/v1/tasks", "/v1/budgets"].includes(route.route)) return [];
   return [
     { name: "a 300-character Idempotency-Key", opts: (e) => ({ payload: route.valid!(e), headers: { "idempotency-key": long(300) } }), status: 400, code: "BAD_REQUEST" },
     { name: "an Idempotency-Key with spaces", opts: (e) => ({ payload: route.valid!(e), headers: { "idempotency-key": "two words" } }), status: 400, code: "BAD_REQUEST" },

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { rollupCosts } from "@bosun/core";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import {
@@ -37,6 +38,10 @@ interface Ctx {
   task: string;
   /** Tenant A's run, addressed by B. */
   run: string;
+  /** Tenant A's budget, addressed by B. */
+  budget: string;
+  /** Tenant A's budgets, prices and alerts: none may reach B. */
+  aCostIds: string[];
   aAgentIds: string[];
   aKeyIds: string[];
   aTaskIds: string[];
@@ -289,6 +294,118 @@ const routes: RouteCase[] = [
   { method: "DELETE", route: "/v1/api-keys/:id", url: "/v1/api-keys/{key}", scope: "admin", agentKey: "forbidden", cross: "not-found" },
   {
     method: "GET",
+    route: "/v1/budgets",
+    url: "/v1/budgets?limit=200",
+    scope: "read",
+    agentKey: "forbidden",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(200);
+      for (const id of c.aCostIds) expect(ids(res)).not.toContain(id);
+    },
+  },
+  {
+    method: "POST",
+    route: "/v1/budgets",
+    url: "/v1/budgets",
+    scope: "admin",
+    // On A's agent, with the Idempotency-Key A used for this exact body.
+    body: (c) => ({ scope: "agent", agent: c.agent, window: "day", limitUsd: 5 }),
+    headers: { "idempotency-key": "shared-idem-budget" },
+    agentKey: "forbidden",
+    cross: (res) => {
+      expect(res.statusCode).toBe(422);
+      expect(res.headers["idempotent-replayed"]).toBeUndefined();
+      expect(problem(res)).toMatchObject({ code: "VALIDATION", errors: [{ path: "agent", message: "no such agent" }] });
+    },
+  },
+  { method: "GET", route: "/v1/budgets/:id", url: "/v1/budgets/{budget}", scope: "read", agentKey: "forbidden", cross: "not-found" },
+  { method: "PATCH", route: "/v1/budgets/:id", url: "/v1/budgets/{budget}", scope: "admin", body: () => ({ limitUsd: 1 }), agentKey: "forbidden", cross: "not-found" },
+  { method: "DELETE", route: "/v1/budgets/:id", url: "/v1/budgets/{budget}", scope: "admin", agentKey: "forbidden", cross: "not-found" },
+  {
+    method: "GET",
+    route: "/v1/alerts",
+    url: "/v1/alerts?limit=200",
+    scope: "read",
+    agentKey: "forbidden",
+    cross: (res) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json().items).toEqual([]);
+    },
+  },
+  {
+    method: "GET",
+    route: "/v1/costs",
+    url: "/v1/costs?from=2000-01-01&to=2100-12-31&groupBy=agent",
+    scope: "read",
+    agentKey: "forbidden",
+    cross: (res) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ totalMicros: 0, groups: [] });
+    },
+  },
+  {
+    method: "GET",
+    route: "/v1/costs/export.csv",
+    url: "/v1/costs/export.csv?from=2000-01-01&to=2100-12-31",
+    scope: "read",
+    agentKey: "forbidden",
+    cross: (res) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.body.trimEnd().split("\r\n")).toHaveLength(1); // the header only
+    },
+  },
+  {
+    method: "GET",
+    route: "/v1/costs/settings",
+    url: "/v1/costs/settings",
+    scope: "read",
+    agentKey: "forbidden",
+    cross: (res) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ alertEmails: [], computeMicrosPerHour: 50_000 });
+    },
+  },
+  {
+    method: "PATCH",
+    route: "/v1/costs/settings",
+    url: "/v1/costs/settings",
+    scope: "admin",
+    body: () => ({ alertEmails: ["b-finance@example.com"] }),
+    agentKey: "forbidden",
+    cross: async (res, c) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json().alertEmails).toEqual(["b-finance@example.com"]);
+      const back = await inject({ method: "PATCH", url: "/v1/costs/settings", headers: c.b.auth, payload: { alertEmails: [] } });
+      expect(back.statusCode).toBe(200);
+    },
+  },
+  {
+    method: "GET",
+    route: "/v1/prices",
+    url: "/v1/prices?limit=200&provider=anthropic",
+    scope: "read",
+    agentKey: "allowed",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(200);
+      expect(ids(res).length).toBeGreaterThan(0); // the catalogue: the list works
+      for (const id of c.aCostIds) expect(ids(res)).not.toContain(id);
+    },
+  },
+  {
+    method: "POST",
+    route: "/v1/prices",
+    url: "/v1/prices",
+    scope: "admin",
+    body: () => ({ provider: "anthropic", model: "claude-opus-4-7", inputMicrosPerMtok: 1, outputMicrosPerMtok: 2 }),
+    agentKey: "forbidden",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(201);
+      expect(res.json()).toMatchObject({ source: "tenant", inputMicrosPerMtok: 1 });
+      expect(c.aCostIds).not.toContain(res.json().id);
+    },
+  },
+  {
+    method: "GET",
     route: "/v1/me",
     url: "/v1/me",
     scope: "read",
@@ -353,7 +470,13 @@ let snapshotBefore: unknown;
 const inject = (opts: InjectOptions) => t.app.inject(opts);
 const bearer = (key: string): Headers => ({ authorization: `Bearer ${key}` });
 const fill = (url: string) =>
-  url.replace("{agent}", c.agent).replace("{putAgent}", c.putAgent).replace("{key}", c.key).replace("{task}", c.task).replace("{run}", c.run);
+  url
+    .replace("{agent}", c.agent)
+    .replace("{putAgent}", c.putAgent)
+    .replace("{key}", c.key)
+    .replace("{task}", c.task)
+    .replace("{run}", c.run)
+    .replace("{budget}", c.budget);
 
 function call(row: RouteCase, headers: Headers, url = fill(row.url)) {
   const mutating = row.method !== "GET";
@@ -380,7 +503,12 @@ async function snapshotA() {
       ${part("tasks", "SELECT id, title, priority, status, attempts, lease_epoch, lease_owner, result, updated_at FROM tasks WHERE tenant_id = $1 ORDER BY id")},
       ${part("dependencies", "SELECT task_id, depends_on_id FROM task_dependencies WHERE tenant_id = $1 ORDER BY task_id, depends_on_id")},
       ${part("runs", "SELECT id, status, step_count, ended_at FROM runs WHERE tenant_id = $1 ORDER BY id")},
-      ${part("messages", "SELECT id FROM messages WHERE tenant_id = $1 ORDER BY id")}
+      ${part("messages", "SELECT id FROM messages WHERE tenant_id = $1 ORDER BY id")},
+      ${part("budgets", "SELECT id, scope, agent_id, metric, period, limit_value, enforcement, thresholds, on_exhausted, updated_at FROM budgets WHERE tenant_id = $1 ORDER BY id")},
+      ${part("prices", "SELECT id, provider, model, input_micros_per_mtok, effective_from FROM price_overrides WHERE tenant_id = $1 ORDER BY id")},
+      ${part("costSettings", "SELECT allow_unpriced_models, compute_micros_per_hour, alert_emails FROM cost_settings WHERE tenant_id = $1")},
+      ${part("alerts", "SELECT id, status FROM budget_alerts WHERE tenant_id = $1 ORDER BY id")},
+      ${part("ledger", "SELECT count(*)::int AS n, sum(cost_micros)::bigint AS cost FROM cost_ledger WHERE tenant_id = $1")}
     ) AS snapshot`,
     [c.a.tenantId],
   );
@@ -449,6 +577,35 @@ beforeAll(async () => {
 
   const run = await inject({ method: "POST", url: "/v1/agents/alpha/runs", headers: a.auth, payload: { input: "tenant A's run" } });
   expect(run.statusCode).toBe(201);
+  // Tenant A's cost data: a budget (with the Idempotency-Key B reuses), a price, settings,
+  // a charge in the ledger and its rollup, and an alert.
+  const budget = await inject({
+    method: "POST",
+    url: "/v1/budgets",
+    headers: { ...a.auth, "idempotency-key": "shared-idem-budget" },
+    payload: { scope: "agent", agent: "alpha", window: "day", limitUsd: 5 },
+  });
+  expect(budget.statusCode).toBe(201);
+  const price = await inject({
+    method: "POST",
+    url: "/v1/prices",
+    headers: a.auth,
+    payload: { provider: "anthropic", model: "claude-opus-4-7", inputMicrosPerMtok: 3_000_000, outputMicrosPerMtok: 15_000_000 },
+  });
+  expect(price.statusCode).toBe(201);
+  expect((await inject({ method: "PATCH", url: "/v1/costs/settings", headers: a.auth, payload: { alertEmails: ["a-finance@example.com"] } })).statusCode).toBe(200);
+  await t.db.database.pool.query(
+    `INSERT INTO cost_ledger (tenant_id, id, run_created_at, idempotency_key, kind, agent_id, run_id, provider, model, input_tokens, cost_micros)
+     VALUES ($1, 'chg_00000000000000000000000000', now(), $2, 'tokens', $3, $4, 'scripted', 'scripted-small', 1000, 1000)`,
+    [a.tenantId, `${run.json().id}:0`, alpha.id, run.json().id],
+  );
+  await rollupCosts(t.db.database);
+  const alertId = "alr_00000000000000000000000000";
+  await t.db.database.pool.query(
+    `INSERT INTO budget_alerts (tenant_id, id, budget_id, window_key, threshold, agent_id, window_start, spent, limit_value, status)
+     VALUES ($1, $2, $3, 'w', 50, $4, now(), 2500000, 5000000, 'unsent')`,
+    [a.tenantId, alertId, budget.json().id, alpha.id],
+  );
   const aKeyIds = (await t.db.database.pool.query<{ id: string }>("SELECT id FROM api_keys WHERE tenant_id = $1", [a.tenantId])).rows.map((r) => r.id);
   c = {
     a,
@@ -460,6 +617,8 @@ beforeAll(async () => {
     task: task.json().id,
     run: run.json().id,
     aRunIds: [run.json().id],
+    budget: budget.json().id,
+    aCostIds: [budget.json().id, price.json().id, alertId],
     aAgentIds: [alpha.id, alphaPut.id, alphaPost.json().id],
     aKeyIds,
     aTaskIds: [before.json().id, task.json().id],
@@ -538,7 +697,7 @@ describe.each(routes)("$method $route", (row) => {
     const res = await call(row, minimalB());
     // Nothing of tenant A appears in what B gets back, beyond what B itself sent.
     const sent = fill(row.url) + JSON.stringify(row.body?.(c) ?? null);
-    for (const secret of [c.a.tenantId, ...c.aAgentIds, ...c.aKeyIds, ...c.aTaskIds, ...c.aRunIds]) {
+    for (const secret of [c.a.tenantId, ...c.aAgentIds, ...c.aKeyIds, ...c.aTaskIds, ...c.aRunIds, ...c.aCostIds]) {
       if (!sent.includes(secret)) expect(res.body).not.toContain(secret);
     }
     if (row.cross === "not-found") {

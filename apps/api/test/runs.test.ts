@@ -45,7 +45,7 @@ describe("runs over the API", () => {
     expect(body).not.toContain("bsn_abcdefghijklmnopqrstuvwxyz012345");
 
     const list = await t.app.inject({ url: "/v1/runs?agent=manual-agent&status=succeeded", headers: acme.auth });
-    expect(list.json().items.map((r: { id: string }) => r.id)).toEqual([run.id]);
+    expect(list.json().items.map((r: { id: string; agent: string }) => [r.id, r.agent])).toEqual([[run.id, "manual-agent"]]);
   });
 
   it("cancels a waiting or running run once", async () => {

@@ -1,1 +1,1 @@
-export { createRuntime, startWorker, type Worker, type WorkerOptions, workerId } from "./worker";
+export { createRuntime, smtpMailer, startWorker, type Worker, type WorkerOptions, workerId } from "./worker";

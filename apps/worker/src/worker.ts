@@ -1,6 +1,19 @@
 import { hostname } from "node:os";
-import { type AgentRuntime, agentRuntime, type DomainServices, providerCache, runtimeSweep, scheduleTick } from "@bosun/core";
+import {
+  type AgentRuntime,
+  agentRuntime,
+  alertDelivery,
+  type DomainServices,
+  type Mailer,
+  providerCache,
+  rollupCosts,
+  runtimeSweep,
+  scheduleTick,
+  sweepReservations,
+} from "@bosun/core";
+import { withSystem } from "@bosun/db";
 import { type JobName, type JobPayload, type Jobs, jobs as catalogue } from "@bosun/jobs";
+import nodemailer from "nodemailer";
 import type { Logger } from "pino";
 
 export interface WorkerOptions {
@@ -15,6 +28,15 @@ export interface WorkerOptions {
   sweeps?: Array<() => Promise<unknown>>;
   /** Jobs handled at once per queue in this process. */
   concurrency?: number;
+  /**
+   * Where budget alerts are mailed. Undefined: from SMTP_URL (null when it is unset, and
+   * alerts are then kept and listed over the API, not mailed).
+   */
+  mailer?: Mailer | null;
+  /** The console's URL, for links in alert emails (default BOSUN_PUBLIC_URL, else http://HOST:PORT). */
+  publicUrl?: string;
+  /** How often the daily cost rollups are refreshed (default BOSUN_ROLLUP_MS, else 60 s). */
+  rollupMs?: number;
 }
 
 export interface Worker {
@@ -34,8 +56,15 @@ export const workerId = () => `${hostname()}:${process.pid}:${Math.random().toSt
  */
 export async function startWorker(opts: WorkerOptions): Promise<Worker> {
   const { jobs, services, logger, runtime } = opts;
+  const mailer = opts.mailer !== undefined ? opts.mailer : process.env.SMTP_URL ? smtpMailer(process.env.SMTP_URL) : null;
+  if (!mailer) {
+    logger.warn("SMTP_URL is not set: budget alerts are kept and listed at GET /v1/alerts but not emailed; set SMTP_URL (e.g. smtp://localhost:1025 for Mailpit)");
+  }
+  const alerts = alertDelivery({ database: services.database, mailer, publicUrl: opts.publicUrl ?? defaultPublicUrl(), log: logger });
   const handlers: Handlers = {
     "agent.schedule.sync": (p) => services.agents.syncSchedule(p),
+    "alert.send": (p) => alerts.deliver(p),
+    "costs.rollup": () => rollupCosts(services.database),
     ...(runtime ? { "agent.wake": (p: JobPayload<"agent.wake">) => runtime.wake(p) } : {}),
   };
   await jobs.start();
@@ -74,13 +103,25 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     );
   }
 
+  const rollupMs = opts.rollupMs ?? Number(process.env.BOSUN_ROLLUP_MS ?? 60_000);
+  let lastRollup = 0;
+  // The rollup job's queue is `stately`: however many workers ask, one runs at a time.
+  const rollup = async () => {
+    if (Date.now() - lastRollup < rollupMs) return;
+    lastRollup = Date.now();
+    await withSystem(services.database, (tx) => jobs.enqueue(tx, "costs.rollup", {}));
+  };
+
   let ticking: Promise<void> | null = null;
   const tick = async () => {
     if (ticking) return ticking;
     ticking = (async () => {
       const sweeps = [
         ...(opts.sweeps ?? []),
-        ...(runtime ? [() => services.tasks.recoverExpiredLeases(), () => runtimeSweep({ database: services.database, jobs })] : []),
+        ...(runtime
+          ? [() => services.tasks.recoverExpiredLeases(), () => runtimeSweep({ database: services.database, jobs }), () => sweepReservations(services.database)]
+          : []),
+        rollup,
       ];
       for (const sweep of sweeps) {
         await sweep().catch((err) => logger.warn({ err }, "sweep failed"));
@@ -122,4 +163,19 @@ export function createRuntime(services: DomainServices, jobs: Jobs, opts: { work
     leaseTtlSeconds: opts.leaseTtlSeconds ?? 60,
     ...(opts.logger ? { log: opts.logger } : {}),
   });
+}
+
+/** Budget alerts over SMTP (`smtp://user:pass@host:port`, `smtps://…`), from BOSUN_MAIL_FROM. */
+export function smtpMailer(url: string, from = process.env.BOSUN_MAIL_FROM ?? "Bosun <alerts@bosun.local>"): Mailer {
+  const transport = nodemailer.createTransport(url);
+  return {
+    async send(m) {
+      await transport.sendMail({ from, to: m.to, subject: m.subject, text: m.text, messageId: m.messageId });
+    },
+  };
+}
+
+function defaultPublicUrl() {
+  const host = process.env.HOST ?? "127.0.0.1";
+  return process.env.BOSUN_PUBLIC_URL ?? `http://${host === "0.0.0.0" ? "localhost" : host}:${process.env.PORT ?? 3000}`;
 }

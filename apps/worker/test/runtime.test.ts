@@ -233,6 +233,37 @@ describe("leases and fencing", () => {
     }
   });
 
+  it("on shutdown stops mid-call, releases the lease and leaves the run for another worker", async () => {
+    const agent = await apply("shutdown-agent");
+    const task = await createTask("interrupted", { assignee: "shutdown-agent" });
+    let calls = 0;
+    // A model call that only ends when it is aborted, as a long real call would be.
+    const stuck: ModelProvider = {
+      name: "stuck",
+      complete: (req) => {
+        calls++;
+        return new Promise((_, reject) => req.signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+      },
+    };
+    const jobs = createJobs({ connectionString: db.url, role: "worker", max: 2 });
+    const s = createServices({ database: db.database, jobs, secureCookies: false });
+    const leaving = runtimeFor(db.database, jobs, "w-leaving", { provider: () => stuck, leaseTtlSeconds: 30 });
+    const worker = await startWorker({ jobs, services: s, logger: silent, runtime: leaving });
+    await until(async () => calls > 0, 10_000, "model called");
+    await worker.stop();
+    // The lease is free at once (not after 30 s), the run is still running, the task still
+    // claimed, and a wake is queued for whoever comes next.
+    const [session] = await q<{ lease_owner: string | null }>(`SELECT lease_owner FROM agent_sessions WHERE agent_id = $1`, [agent.id]);
+    expect(session!.lease_owner).toBeNull();
+    const [t] = await q<{ status: string; run_id: string }>(`SELECT status, run_id FROM tasks WHERE id = $1`, [task.id]);
+    expect(t!.status).toBe("in_progress");
+    expect((await q(`SELECT status FROM runs WHERE id = $1`, [t!.run_id]))[0]).toEqual({ status: "running" });
+    expect(await q(`SELECT 1 FROM pgboss.job WHERE name = 'agent.wake' AND data->>'agentId' = $1 AND data->>'reason' = 'recheck' AND state = 'created'`, [agent.id])).toHaveLength(1);
+    await runtimeFor(db.database, producer, "w-next").wake({ tenantId, agentId: agent.id });
+    expect((await q(`SELECT status FROM tasks WHERE id = $1`, [task.id]))[0]).toEqual({ status: "done" });
+    expect(await q(`SELECT id FROM runs WHERE task_id = $1`, [task.id])).toEqual([{ id: t!.run_id }]);
+  });
+
   it("never repeats a tool's side effect when a worker crashes right after the tool step", async () => {
     const agent = await apply("crasher", { script: [{ call: "create_task", input: { title: "made once", assignee: "crasher-helper" } }] });
     await apply("crasher-helper");

@@ -4,3 +4,4 @@ export * from "./errors";
 export * from "./identity";
 export * from "./tasks";
 export * from "./runs";
+export * from "./costs";

@@ -2,6 +2,8 @@ import type { Database } from "@bosun/db";
 import type { Jobs } from "@bosun/jobs";
 import { agentService } from "./agents/service";
 import { apiKeyService } from "./api-keys";
+import { budgetService } from "./costs/budgets";
+import { costService } from "./costs/service";
 import { identityService } from "./identity";
 import { runService } from "./runtime/runs-service";
 import { createLucia } from "./sessions";
@@ -17,6 +19,8 @@ export function createServices(deps: { database: Database; jobs: Pick<Jobs, "enq
     agents: agentService({ database: deps.database, jobs: deps.jobs }),
     tasks: taskService({ database: deps.database, jobs: deps.jobs }),
     runs: runService({ database: deps.database, jobs: deps.jobs }),
+    budgets: budgetService({ database: deps.database }),
+    costs: costService({ database: deps.database }),
   };
 }
 

@@ -29,6 +29,22 @@ export const jobs = {
     queue: { policy: "short", retryLimit: 3, retryDelay: 1, retryBackoff: true, expireInSeconds: 900, notify: true },
     description: "Looks at an agent's inbox (tasks, messages, resolved waitpoints) and runs it if there is work.",
   },
+  "alert.send": {
+    payload: z.object({ tenantId: z.string(), alertId: z.string() }),
+    // Enqueued by the settle that claims a budget threshold crossing, in its transaction.
+    // SMTP failures are retried ten times with exponential backoff from 2 s (doubling,
+    // with jitter: most of an hour in all); the alert row, not the job, says whether it
+    // was sent.
+    queue: { policy: "standard", retryLimit: 10, retryDelay: 2, retryBackoff: true, expireInSeconds: 120 },
+    description: "Emails a budget alert (threshold crossed) over SMTP, once.",
+  },
+  "costs.rollup": {
+    payload: z.object({}),
+    // `stately`: at most one queued and one running; the handler also takes an advisory
+    // lock, so the daily rollups have a single writer however many workers tick.
+    queue: { policy: "stately", retryLimit: 2, retryDelay: 5, retryBackoff: false, expireInSeconds: 600 },
+    description: "Rebuilds the daily cost rollups of the days the ledger touched since the last pass.",
+  },
 } as const satisfies Record<string, JobDefinition>;
 
 /** The singletonKey of an agent's wake-ups: one agent, one session. */

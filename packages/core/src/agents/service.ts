@@ -3,6 +3,7 @@ import { type Database, repo, type Tx, withTenant } from "@bosun/db";
 import type { Jobs } from "@bosun/jobs";
 import { type Actor, requireScope } from "../actor";
 import { audit } from "../audit";
+import { syncDescriptorBudgets } from "../costs/budgets";
 import { conflict, forbidden, notFound, validation } from "../errors";
 import { type IdempotencyRequest, runCreate } from "../idempotency";
 import { newId } from "../ids";
@@ -77,6 +78,7 @@ export const agentService = (deps: { database: Database; jobs: Pick<Jobs, "enque
           createdById: actor.id,
         });
         await scheduleSync(tx, inserted);
+        await syncDescriptorBudgets(tx, { tenantId, agentId: inserted.id, descriptor: d });
         await audit(tx, actor, { action: "agent.create", targetType: "agent", targetId: inserted.id, after: agentView(inserted) }, ctx.requestId);
         return { created: true, changed: true, agent: inserted };
       }
@@ -103,6 +105,8 @@ export const agentService = (deps: { database: Database; jobs: Pick<Jobs, "enque
       patch: { owner: d.metadata.owner, revision, specHash: hash, descriptor: d },
     });
     await scheduleSync(tx, updated);
+    // spec.budgets become the agent's budgets, changed with the descriptor that declares them.
+    await syncDescriptorBudgets(tx, { tenantId, agentId: existing.id, descriptor: d });
     await audit(
       tx,
       actor,

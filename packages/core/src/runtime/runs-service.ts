@@ -80,6 +80,14 @@ export const runService = (deps: { database: Database; jobs: Pick<Jobs, "enqueue
     return r;
   }
 
+  /** Agent names for a page of runs, in one query. */
+  async function names(tx: Tx, tenantId: string, runs: repo.runtime.RunRow[]) {
+    const ids = [...new Set(runs.map((r) => r.agentId))];
+    if (!ids.length) return new Map<string, string>();
+    const { rows } = await tx.$client.query<{ id: string; name: string }>(`SELECT id, name FROM agents WHERE tenant_id = $1 AND id = ANY($2)`, [tenantId, ids]);
+    return new Map(rows.map((r) => [r.id, r.name]));
+  }
+
   async function agentId(tx: Tx, actor: Actor, name: string | undefined) {
     if (!name) return undefined;
     const a = await repo.getAgentByName(tx, { tenantId: actor.tenantId, name });
@@ -95,7 +103,8 @@ export const runService = (deps: { database: Database; jobs: Pick<Jobs, "enqueue
         const id = actor.agentId ?? (await agentId(tx, actor, q.agent));
         const rows = await rt.listRuns(tx, { tenantId: actor.tenantId, limit: q.limit + 1, before, agentId: id, status: q.status, rootRunId: q.root });
         const p = page(rows, q.limit, (r) => r.id);
-        return { items: p.items.map((r) => runView(r)), nextCursor: p.nextCursor };
+        const n = await names(tx, actor.tenantId, p.items);
+        return { items: p.items.map((r) => runView(r, n.get(r.agentId))), nextCursor: p.nextCursor };
       });
     },
 
@@ -105,8 +114,8 @@ export const runService = (deps: { database: Database; jobs: Pick<Jobs, "enqueue
       return withTenant(database, actor.tenantId, async (tx) => {
         const r = await loadRun(tx, actor, id);
         const tree = await rt.listRuns(tx, { tenantId: actor.tenantId, limit: 500, rootRunId: r.rootRunId });
-        const agent = await repo.getAgentById(tx, { tenantId: actor.tenantId, agentId: r.agentId });
-        return { ...runView(r, agent?.name), tree: tree.reverse().map((x) => runView(x)) };
+        const n = await names(tx, actor.tenantId, [r, ...tree]);
+        return { ...runView(r, n.get(r.agentId)), tree: tree.reverse().map((x) => runView(x, n.get(x.agentId))) };
       });
     },
 

@@ -2,6 +2,7 @@ import type { AgentDescriptor } from "@bosun/contracts";
 import { type Database, repo, type Tx, withSystem, withTenant } from "@bosun/db";
 import { type Jobs, wakeKey } from "@bosun/jobs";
 import { type ContentBlock, completeWithRouting, type Message, type ModelProvider, type ModelResponse, RoutingError, type RouteAttempt } from "@bosun/llm";
+import { type ActualCall, type Reservation, type SpendEngine, SpendRefused, spendEngine } from "../costs/spend";
 import { AppError } from "../errors";
 import { newId } from "../ids";
 import { INTERNAL_TOOL_NAMES, internalTools } from "./tools";
@@ -20,6 +21,9 @@ export interface RunLimits {
 
 export const defaultLimits: RunLimits = { maxSteps: 40, maxTokens: 200_000, maxWallMs: 10 * 60_000 };
 
+/** A model call's deadline, retries included. */
+const MODEL_TIMEOUT_MS = 120_000;
+
 /** What the runtime needs from the task lifecycle (packages/core/src/tasks). */
 export interface TaskPort {
   claimNextForAgent(p: { tenantId: string; agentId: string; leaseOwner: string; ttlSeconds: number }): Promise<ClaimedTask | null>;
@@ -30,6 +34,8 @@ export interface TaskPort {
     tx: Tx,
     p: { tenantId: string; byAgentId: string; title: string; body?: string; assignee?: string; domain?: string; priority?: number },
   ): Promise<{ id: string }>;
+  /** claimed → in_progress, inside the run's transaction. */
+  startInTx(tx: Tx, p: TaskWrite): Promise<unknown>;
   /** Extends the run's task lease; false when it is lost. */
   heartbeatLease(p: TaskWrite & { ttlSeconds: number }): Promise<boolean>;
 }
@@ -56,6 +62,8 @@ export interface RuntimeDeps {
   /** The model provider for an agent's `spec.model`. */
   provider: (model: AgentDescriptor["spec"]["model"]) => ModelProvider;
   workerId: string;
+  /** Cost governance around every model call; by default on this database and job producer. */
+  spend?: SpendEngine;
   leaseTtlSeconds?: number;
   limits?: Partial<RunLimits>;
   /** Test seam: called after each step commits; throwing here simulates a crash. */
@@ -81,6 +89,7 @@ export function agentRuntime(deps: RuntimeDeps) {
   const ttl = deps.leaseTtlSeconds ?? 60;
   const limits: RunLimits = { ...defaultLimits, ...deps.limits };
   const owner = deps.workerId;
+  const spend = deps.spend ?? spendEngine({ jobs: deps.jobs });
   let stopping = false;
   const inFlight = new Set<AbortController>();
 
@@ -172,6 +181,8 @@ export function agentRuntime(deps: RuntimeDeps) {
 
   async function startRun(tx: Tx, f: Fence, trigger: "task" | "message", input: RunInput, runId = newId("run")): Promise<RunRow> {
     if (input.task) {
+      // claimed → in_progress: the run is working on it now.
+      await deps.tasks.startInTx(tx, { tenantId: f.tenantId, taskId: input.task.id, agentId: f.agentId, leaseOwner: input.task.leaseOwner, epoch: input.task.epoch });
       await tx.$client.query(`UPDATE tasks SET run_id = $3 WHERE tenant_id = $1 AND id = $2`, [f.tenantId, input.task.id, runId]);
     }
     return rt.insertRun(tx, {
@@ -200,6 +211,9 @@ export function agentRuntime(deps: RuntimeDeps) {
     });
     const descriptor = agent!.descriptor as AgentDescriptor;
     const started = Date.now();
+    // Compute is charged with each model call: the worker time since the previous one (or
+    // since the run was picked up), tool steps included.
+    let computeMark = started;
     // Model calls can outlast a lease: keep the session lease (and the task's) alive while
     // the run works. A failed heartbeat is harmless: the next fenced write finds out.
     const task = (run.input as RunInput).task;
@@ -248,14 +262,49 @@ export function agentRuntime(deps: RuntimeDeps) {
         await finish(f, run, "failed", { error: { code: "LIMIT", message: over } });
         return;
       }
-      const response = await callModel(descriptor, run, steps, waits);
-      // Shutting down aborted the call: leave the run as it is, to resume elsewhere.
-      if (stopping) return;
+      const call = prepareCall(descriptor, run, steps, waits);
+      const seq = steps.length;
+      let reservation: Reservation;
+      try {
+        reservation = await fenced(f, (tx) =>
+          spend.reserve(tx, {
+            tenantId: f.tenantId,
+            agentId: f.agentId,
+            runId: run.id,
+            runCreatedAt: run.createdAt,
+            taskId: run.taskId,
+            key: `${run.id}:${seq}`,
+            calls: call.targets.map((t) => ({ provider: t.provider, model: t.name, promptTokens: call.promptTokens, maxTokens: call.request.maxTokens })),
+            computeMs: Date.now() - computeMark + MODEL_TIMEOUT_MS + 30_000,
+          }),
+        );
+      } catch (err) {
+        // Refused before the call: over a hard budget, or a model without a price.
+        if (!(err instanceof SpendRefused)) throw err;
+        await finish(f, run, "failed", { error: { code: err.code, message: err.message } }, err.budget);
+        return;
+      }
+      const response = await callModel(call);
+      // Shutting down aborted the call: leave the run as it is, to resume elsewhere (the
+      // sweeper takes the reservation if this release cannot be written).
+      if (stopping) {
+        await fenced(f, (tx) => spend.release(tx, reservation)).catch(() => {});
+        return;
+      }
+      const attempts = (final: ActualCall | null): ActualCall[] => [
+        ...response.rejected.map((a, i) => ({ seq: seq + i, model: a.response?.model ?? null, usage: a.response?.usage ?? null })),
+        ...(final ? [final] : []),
+      ];
       if (response.error !== undefined) {
         await fenced(f, async (tx) => {
           const seq0 = steps.length + (await recordRejected(tx, f, run, steps.length, response.rejected));
           const step = await rt.insertStep(tx, stepBase(run, seq0, f, { kind: "llm", name: descriptor.spec.model.name, status: "error", output: { error: response.error } }));
           await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
+          // A failed call still counts as a call; what its rejected attempts used is charged.
+          await spend.settle(tx, reservation, {
+            calls: attempts(response.rejected.length ? null : { seq: seq0, model: null, usage: null }),
+            computeMs: Date.now() - computeMark,
+          });
           return step;
         }).then((s) => deps.afterStep?.(s));
         await finish(f, run, "failed", { error: { code: "MODEL_ERROR", message: response.error } });
@@ -287,8 +336,12 @@ export function agentRuntime(deps: RuntimeDeps) {
             addOutput: r.usage.outputTokens,
           },
         });
+        // The charge is written with the step, under the same fence: a step that exists
+        // has been paid for, and a replayed step finds its charge by key.
+        await spend.settle(tx, reservation, { calls: attempts({ seq: seq0, model: r.model, usage: r.usage }), computeMs: Date.now() - computeMark });
         return s;
       });
+      computeMark = Date.now();
       await deps.afterStep?.(step);
     }
     }
@@ -334,7 +387,12 @@ export function agentRuntime(deps: RuntimeDeps) {
     return null;
   }
 
-  async function callModel(d: AgentDescriptor, run: RunRow, steps: StepRow[], waits: repo.runtime.WaitpointRow[]) {
+  /**
+   * The next model call of a run: its request, rebuilt from the step log, and the models it
+   * may use (the descriptor's, then its escalate_to), so that the call can be priced and
+   * reserved before it is made.
+   */
+  function prepareCall(d: AgentDescriptor, run: RunRow, steps: StepRow[], waits: repo.runtime.WaitpointRow[]) {
     const input = run.input as RunInput;
     const system = [
       d.spec.soul.trim(),
@@ -344,33 +402,32 @@ export function agentRuntime(deps: RuntimeDeps) {
     ]
       .filter(Boolean)
       .join("\n\n");
-    const controller = new AbortController();
-    inFlight.add(controller);
     const messages = rebuildMessages(input.text, steps, waits);
     const lastAssistant = messages.map((m) => m.role).lastIndexOf("assistant");
     const sent = messages.slice(lastAssistant + 1);
     // complete_task and fail_task only make sense in a run that holds a task.
     const tools = input.task ? internalTools : internalTools.filter((t) => t.name !== "complete_task" && t.name !== "fail_task");
-    const request = {
-      system,
-      messages,
-      tools,
-      maxTokens: d.spec.model.max_tokens ?? 1024,
-      signal: controller.signal,
-      timeoutMs: 120_000,
-    };
+    const request = { system, messages, tools, maxTokens: d.spec.model.max_tokens ?? 1024, timeoutMs: MODEL_TIMEOUT_MS };
     const m = d.spec.model;
+    const large = m.escalate_to ? { ...m, ...m.escalate_to, provider: m.escalate_to.provider ?? m.provider, escalate_to: undefined } : undefined;
+    return { request, sent, tools, small: m, large, targets: large ? [m, large] : [m], promptTokens: promptTokenBound(request) };
+  }
+
+  async function callModel(call: ReturnType<typeof prepareCall>) {
+    const { request, sent, tools, small, large } = call;
+    const controller = new AbortController();
+    inFlight.add(controller);
+    const req = { ...request, signal: controller.signal };
     try {
-      if (!m.escalate_to) {
-        const ok: ModelResponse = await deps.provider(m).complete({ model: m.name, ...request });
+      if (!large) {
+        const ok: ModelResponse = await deps.provider(small).complete({ model: small.name, ...req });
         return { ok, error: undefined, sent, tools: tools.map((t) => t.name), rejected: [] as RouteAttempt[] };
       }
       // Complexity routing: the descriptor's model first, its escalate_to when that fails.
-      const large = { ...m, ...m.escalate_to, provider: m.escalate_to.provider ?? m.provider, escalate_to: undefined };
       const r = await completeWithRouting({
-        small: { provider: deps.provider(m), model: m.name },
+        small: { provider: deps.provider(small), model: small.name },
         large: { provider: deps.provider(large), model: large.name },
-        request,
+        request: req,
       });
       return { ok: r.response, error: undefined, sent, tools: tools.map((t) => t.name), rejected: r.attempts.filter((a) => a.response !== r.response) };
     } catch (err) {
@@ -522,8 +579,16 @@ export function agentRuntime(deps: RuntimeDeps) {
     }
   }
 
-  async function finish(f: Fence, run: RunRow, status: "succeeded" | "failed", out: { result?: unknown; error?: { code: string; message: string } }) {
+  async function finish(
+    f: Fence,
+    run: RunRow,
+    status: "succeeded" | "failed",
+    out: { result?: unknown; error?: { code: string; message: string } },
+    /** A budget that refused the run's next call: it may pause the agent (onExhausted). */
+    exhaustedBudget?: SpendRefused["budget"],
+  ) {
     await fenced(f, async (tx) => {
+      if (exhaustedBudget) await spend.exhausted(tx, exhaustedBudget);
       const input = run.input as RunInput;
       if (input.task) {
         const tw = { tenantId: f.tenantId, taskId: input.task.id, agentId: f.agentId, leaseOwner: input.task.leaseOwner, epoch: input.task.epoch };
@@ -583,6 +648,17 @@ export const claimableTaskSql = (tenant: string, agent: string) => `
                     WHERE dep.tenant_id = t.tenant_id AND dep.task_id = t.id AND o.status <> 'done')`;
 
 export const CLAIMABLE_TASK_SQL = claimableTaskSql("$1", "$2");
+
+/**
+ * An upper bound on a request's prompt tokens, for the reservation: its UTF-8 bytes as
+ * JSON (byte-level BPE tokenizers never make more tokens than bytes) plus a margin per
+ * message and for the provider's own framing. It overestimates several times over; the
+ * settle charges what the provider reports.
+ */
+export function promptTokenBound(req: { system: string; messages: Message[]; tools?: unknown[] }): number {
+  const bytes = Buffer.byteLength(req.system) + Buffer.byteLength(JSON.stringify(req.messages)) + Buffer.byteLength(JSON.stringify(req.tools ?? []));
+  return bytes + 16 * req.messages.length + 512;
+}
 
 function stepBase(run: RunRow, seq: number, f: Fence, s: { kind: StepRow["kind"]; name: string | null; status: "ok" | "error"; output: unknown }) {
   return {

@@ -5,3 +5,4 @@ export * from "./idempotency";
 export * from "./tasks";
 export * from "./tenants";
 export * as runtime from "./runtime";
+export * as costs from "./costs";

@@ -5,3 +5,4 @@ export * from "./idempotency";
 export * from "./tenants";
 export * from "./runs";
 export * from "./tasks";
+export * from "./costs";

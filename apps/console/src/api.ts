@@ -1,0 +1,158 @@
+/**
+ * The console's REST client. Every call goes to the same origin with the session cookie;
+ * failures become an ApiError that carries the problem+json `code`, `detail`, field issues
+ * and the `requestId`, so a screen can show something a person can act on (or quote).
+ */
+import type {
+  agentApplyResultSchema,
+  agentSchema,
+  apiKeySchema,
+  createdApiKeySchema,
+  FieldIssue,
+  meSchema,
+  revisionDiffSchema,
+  revisionSchema,
+  runDetailSchema,
+  runSchema,
+  sentMessageSchema,
+  stepSchema,
+  taskDetailSchema,
+  taskSchema,
+  tenantSchema,
+} from "@bosun/contracts";
+import type { z } from "zod";
+
+export type Me = z.output<typeof meSchema>;
+export type Tenant = z.output<typeof tenantSchema>;
+export type Agent = z.output<typeof agentSchema>;
+export type ApplyResult = z.output<typeof agentApplyResultSchema>;
+export type Revision = z.output<typeof revisionSchema>;
+export type RevisionDiff = z.output<typeof revisionDiffSchema>;
+export type Task = z.output<typeof taskSchema>;
+export type TaskDetail = z.output<typeof taskDetailSchema>;
+export type Run = z.output<typeof runSchema>;
+export type RunDetail = z.output<typeof runDetailSchema>;
+export type Step = z.output<typeof stepSchema>;
+export type ApiKey = z.output<typeof apiKeySchema>;
+export type CreatedApiKey = z.output<typeof createdApiKeySchema>;
+export type SentMessage = z.output<typeof sentMessageSchema>;
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly detail: string,
+    readonly requestId: string | undefined,
+    readonly issues: FieldIssue[] = [],
+  ) {
+    super(detail);
+  }
+}
+
+/** Called when any request answers 401: the session ended, so the app shows the login. */
+let onUnauthorized: () => void = () => {};
+export function setUnauthorizedHandler(fn: () => void) {
+  onUnauthorized = fn;
+}
+
+type Query = Record<string, string | number | undefined | null>;
+
+function withQuery(path: string, query?: Query): string {
+  if (!query) return path;
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== "") params.set(k, String(v));
+  const s = params.toString();
+  return s ? `${path}?${s}` : path;
+}
+
+async function request<T>(method: string, path: string, opts: { body?: unknown; yaml?: string; query?: Query; quiet401?: boolean } = {}): Promise<T> {
+  const headers: Record<string, string> = { accept: "application/json" };
+  let body: string | undefined;
+  if (opts.yaml !== undefined) {
+    headers["content-type"] = "application/yaml";
+    body = opts.yaml;
+  } else if (opts.body !== undefined) {
+    headers["content-type"] = "application/json";
+    body = JSON.stringify(opts.body);
+  }
+  let res: Response;
+  try {
+    res = await fetch(withQuery(path, opts.query), { method, headers, body, credentials: "same-origin" });
+  } catch {
+    throw new ApiError(0, "NETWORK", "the API could not be reached; check your connection and that Bosun is running", undefined);
+  }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const p = (json ?? {}) as { code?: string; detail?: string; title?: string; requestId?: string; errors?: FieldIssue[] };
+    const err = new ApiError(
+      res.status,
+      p.code ?? `HTTP_${res.status}`,
+      p.detail ?? p.title ?? (res.statusText || "the request failed"),
+      p.requestId ?? res.headers.get("x-request-id") ?? undefined,
+      p.errors ?? [],
+    );
+    if (res.status === 401 && !opts.quiet401) onUnauthorized();
+    throw err;
+  }
+  return json as T;
+}
+
+/** Follows `nextCursor` until the list ends or `max` items are in (trace steps, revisions). */
+async function all<T>(path: string, query: Query = {}, max = 1000): Promise<T[]> {
+  const out: T[] = [];
+  let cursor: string | null | undefined;
+  do {
+    const page: Page<T> = await request("GET", path, { query: { ...query, limit: 200, cursor } });
+    out.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor && out.length < max);
+  return out;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  me: (quiet401 = false) => request<Me>("GET", "/v1/me", { quiet401 }),
+  login: (email: string, password: string) => request<{ tenantId: string }>("POST", "/v1/auth/login", { body: { email, password }, quiet401: true }),
+  logout: () => request<void>("POST", "/v1/auth/logout"),
+  switchTenant: (tenantId: string) => request<void>("POST", "/v1/auth/tenant", { body: { tenantId } }),
+  updateTenant: (patch: { name?: string; timeZone?: string }) => request<Tenant>("PATCH", "/v1/tenant", { body: patch }),
+
+  agents: (query: Query = {}) => request<Page<Agent>>("GET", "/v1/agents", { query: { limit: 200, ...query } }),
+  agent: (name: string) => request<Agent>("GET", `/v1/agents/${enc(name)}`),
+  applyYaml: (name: string, yaml: string) => request<ApplyResult>("PUT", `/v1/agents/${enc(name)}`, { yaml }),
+  applyJson: (name: string, descriptor: unknown) => request<ApplyResult>("PUT", `/v1/agents/${enc(name)}`, { body: descriptor }),
+  revisions: (name: string) => all<Revision>(`/v1/agents/${enc(name)}/revisions`),
+  diff: (name: string, from: number, to: number) => request<RevisionDiff>("GET", `/v1/agents/${enc(name)}/revisions/${from}/diff`, { query: { to } }),
+  agentAction: (name: string, action: "pause" | "resume" | "retire") => request<Agent>("POST", `/v1/agents/${enc(name)}/${action}`),
+  startRun: (name: string, input: string) => request<Run>("POST", `/v1/agents/${enc(name)}/runs`, { body: { input } }),
+  sendMessage: (to: string, body: string) => request<SentMessage>("POST", "/v1/messages", { body: { to, body } }),
+
+  tasks: (query: Query = {}) => request<Page<Task>>("GET", "/v1/tasks", { query }),
+  task: (id: string) => request<TaskDetail>("GET", `/v1/tasks/${enc(id)}`),
+  createTask: (body: Record<string, unknown>) => request<TaskDetail>("POST", "/v1/tasks", { body }),
+  updateTask: (id: string, body: Record<string, unknown>) => request<TaskDetail>("PATCH", `/v1/tasks/${enc(id)}`, { body }),
+  cancelTask: (id: string) => request<Task>("POST", `/v1/tasks/${enc(id)}/cancel`),
+  reviewTask: (id: string, decision: "approve" | "request_changes", comment?: string) =>
+    request<Task>("POST", `/v1/tasks/${enc(id)}/review`, { body: comment ? { decision, comment } : { decision } }),
+
+  runs: (query: Query = {}) => request<Page<Run>>("GET", "/v1/runs", { query }),
+  run: (id: string) => request<RunDetail>("GET", `/v1/runs/${enc(id)}`),
+  steps: (id: string) => all<Step>(`/v1/runs/${enc(id)}/steps`, {}, 2000),
+  cancelRun: (id: string) => request<Run>("POST", `/v1/runs/${enc(id)}/cancel`),
+
+  apiKeys: () => all<ApiKey>("/v1/api-keys"),
+  createApiKey: (body: { name: string; scopes: string[]; agent?: string; expiresAt?: string }) => request<CreatedApiKey>("POST", "/v1/api-keys", { body }),
+  revokeApiKey: (id: string) => request<ApiKey>("DELETE", `/v1/api-keys/${enc(id)}`),
+};

@@ -1,0 +1,206 @@
+/** Small shared pieces: errors, empty and loading states, badges, confirmations. */
+import { type ReactNode, useEffect, useRef, useState } from "react";
+import { ApiError } from "./api";
+import { formatTime, pretty, relativeTime, useTimeZone } from "./format";
+import { useNow } from "./hooks";
+
+/** A readable error: what went wrong, the machine code and the request id to quote. */
+export function ErrorBanner({ error, onDismiss }: { error: unknown; onDismiss?: () => void }) {
+  if (!error) return null;
+  const e =
+    error instanceof ApiError ? error : new ApiError(0, "CLIENT", error instanceof Error ? error.message : String(error), undefined);
+  return (
+    <div className="error" role="alert">
+      <div className="error-head">
+        <strong>{e.status === 0 ? "Something went wrong" : errorTitle(e)}</strong>
+        <code className="error-code">{e.code}</code>
+        {onDismiss ? (
+          <button type="button" className="link-button error-dismiss" onClick={onDismiss} aria-label="Dismiss error">
+            ✕
+          </button>
+        ) : null}
+      </div>
+      <p>{e.detail}</p>
+      {e.issues.length > 0 ? (
+        <ul className="error-issues">
+          {e.issues.map((i) => (
+            <li key={`${i.path}:${i.message}`}>
+              <code>{i.path || "(body)"}</code> {i.message}
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      {e.requestId ? (
+        <p className="muted small">
+          Request id <code>{e.requestId}</code>
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
+function errorTitle(e: ApiError): string {
+  switch (e.code) {
+    case "FORBIDDEN":
+      return "You are not allowed to do this";
+    case "NOT_FOUND":
+      return "Not found";
+    case "VALIDATION":
+      return "Some values are not valid";
+    case "CONFLICT":
+      return "Conflict";
+    case "UNAUTHORIZED":
+      return "You are signed out";
+    case "RATE_LIMITED":
+      return "Too many requests";
+    default:
+      return e.status >= 500 ? "The server failed" : "The request was refused";
+  }
+}
+
+export function Loading({ label = "Loading…" }: { label?: string }) {
+  return (
+    <p className="loading" aria-live="polite">
+      <span className="spinner" aria-hidden="true" /> {label}
+    </p>
+  );
+}
+
+export function Empty({ title, children }: { title: string; children?: ReactNode }) {
+  return (
+    <div className="empty">
+      <p className="empty-title">{title}</p>
+      {children ? <div className="muted">{children}</div> : null}
+    </div>
+  );
+}
+
+export function Badge({ value, kind }: { value: string; kind?: string }) {
+  return <span className={`badge badge-${kind ?? value}`}>{value.replaceAll("_", " ")}</span>;
+}
+
+/** A time shown relatively ("12 s ago") with the exact time, in the tenant's zone, on hover. */
+export function TimeAgo({ iso }: { iso: string | null | undefined }) {
+  const tz = useTimeZone();
+  useNow(5000);
+  if (!iso) return <span className="muted">—</span>;
+  return (
+    <time dateTime={iso} title={formatTime(iso, tz, true)}>
+      {relativeTime(iso)}
+    </time>
+  );
+}
+
+/** "Live · refreshed every 3 s" with the time of the last answer. */
+export function LiveBadge({ everyMs, updatedAt, loading }: { everyMs: number; updatedAt: number | undefined; loading: boolean }) {
+  const now = useNow(1000);
+  const age = updatedAt ? Math.max(0, Math.round((now - updatedAt) / 1000)) : undefined;
+  return (
+    <span className="live" title="This page polls the API for changes">
+      <span className={`live-dot${loading ? " live-dot-busy" : ""}`} aria-hidden="true" />
+      Live · refreshes every {Math.round(everyMs / 1000)} s{age !== undefined ? ` · updated ${age} s ago` : ""}
+    </span>
+  );
+}
+
+/**
+ * A destructive action in two steps: the first press asks, the second does it. Inline
+ * rather than window.confirm, so it is keyboard- and screen-reader-friendly.
+ */
+export function ConfirmButton({
+  label,
+  question,
+  confirmLabel,
+  onConfirm,
+  busy,
+  danger = true,
+}: {
+  label: string;
+  question: string;
+  confirmLabel?: string;
+  onConfirm: () => void | Promise<void>;
+  busy?: boolean;
+  danger?: boolean;
+}) {
+  const [asking, setAsking] = useState(false);
+  const confirmRef = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    if (asking) confirmRef.current?.focus();
+  }, [asking]);
+  if (!asking) {
+    return (
+      <button type="button" className={danger ? "danger" : ""} onClick={() => setAsking(true)} disabled={busy}>
+        {label}
+      </button>
+    );
+  }
+  return (
+    <span className="confirm">
+      <span className="confirm-question">{question}</span>
+      <button
+        ref={confirmRef}
+        type="button"
+        className={danger ? "danger" : "primary"}
+        disabled={busy}
+        onClick={async () => {
+          await onConfirm();
+          setAsking(false);
+        }}
+      >
+        {confirmLabel ?? label}
+      </button>
+      <button type="button" onClick={() => setAsking(false)} disabled={busy}>
+        Cancel
+      </button>
+    </span>
+  );
+}
+
+export function CopyButton({ text, label = "Copy" }: { text: string; label?: string }) {
+  const [done, setDone] = useState<"copied" | "failed" | undefined>();
+  return (
+    <button
+      type="button"
+      onClick={async () => {
+        try {
+          await navigator.clipboard.writeText(text);
+          setDone("copied");
+        } catch {
+          setDone("failed");
+        }
+        window.setTimeout(() => setDone(undefined), 2000);
+      }}
+    >
+      {done === "copied" ? "Copied" : done === "failed" ? "Select and copy" : label}
+    </button>
+  );
+}
+
+/** JSON (or text) in a scrollable block. */
+export function CodeBlock({ value, label }: { value: unknown; label?: string }) {
+  const text = pretty(value);
+  return (
+    <pre className="code" title={label}>
+      {text === "" ? <span className="muted">(empty)</span> : text}
+    </pre>
+  );
+}
+
+export function PageHeader({ title, subtitle, actions }: { title: ReactNode; subtitle?: ReactNode; actions?: ReactNode }) {
+  return (
+    <div className="page-header">
+      <div>
+        <h1>{title}</h1>
+        {subtitle ? <p className="muted">{subtitle}</p> : null}
+      </div>
+      {actions ? <div className="page-actions">{actions}</div> : null}
+    </div>
+  );
+}
+
+/** Sets the document title ("Agents · Bosun"), so tabs and history entries are recognisable. */
+export function useTitle(title: string) {
+  useEffect(() => {
+    document.title = `${title} · Bosun`;
+  }, [title]);
+}

@@ -1,0 +1,320 @@
+import { type Database, repo, type Tx, withSystem } from "@bosun/db";
+import type { Jobs } from "@bosun/jobs";
+import type { Usage } from "@bosun/llm";
+import { systemActor } from "../actor";
+import { audit } from "../audit";
+import { newId } from "../ids";
+import { windowAdjective } from "./budgets";
+import { computeCost, crossedThresholds, formatUsd, tokenCost, worstCaseCost } from "./money";
+import { priceCandidates } from "./prices";
+
+const c = repo.costs;
+type BudgetRow = repo.costs.SpendBudget;
+type PriceRow = repo.costs.PriceRow;
+type WindowBounds = repo.costs.WindowBounds;
+
+/** How long a reservation may live before the sweeper takes it for a dead worker's. */
+export const RESERVATION_TTL_MS = 10 * 60_000;
+
+/**
+ * A call that may not go ahead: a hard budget would be passed (`BUDGET_EXCEEDED`), or the
+ * model has no price and the tenant has not allowed unpriced models (`UNPRICED_MODEL`).
+ */
+export class SpendRefused extends Error {
+  override readonly name = "SpendRefused";
+  constructor(
+    readonly code: "BUDGET_EXCEEDED" | "UNPRICED_MODEL",
+    message: string,
+    /** For BUDGET_EXCEEDED: the budget that refused, so the caller can apply its `onExhausted`. */
+    readonly budget?: BudgetRow,
+  ) {
+    super(message);
+  }
+}
+
+/** One model call a step may make (routing plans two: the small model, then the large). */
+export interface PlannedCall {
+  /** The descriptor's provider (`anthropic`, `openai`, `openai-compatible`, `scripted`). */
+  provider: string;
+  /** The model id asked for. */
+  model: string;
+  /** An upper bound on the prompt's tokens. */
+  promptTokens: number;
+  maxTokens: number;
+}
+
+export interface ReserveRequest {
+  tenantId: string;
+  agentId: string;
+  runId: string;
+  runCreatedAt: Date;
+  taskId: string | null;
+  /** `run_id:seq` of the first step the call writes: the reservation's and the charges' key. */
+  key: string;
+  calls: PlannedCall[];
+  /** The most worker time the step can take (compute is charged like tokens). */
+  computeMs: number;
+}
+
+export interface Reservation {
+  request: ReserveRequest;
+  at: Date;
+  /** Per planned call: its price (null: unpriced, allowed and flagged) and its worst case. */
+  prices: (PriceRow | null)[];
+  estimates: number[];
+  computeRate: number;
+  /** Every budget the charge counts against, in lock order, with what was reserved there. */
+  windows: { budget: BudgetRow; window: WindowBounds; amount: number }[];
+}
+
+/** What a call actually used: one entry per attempt made, aligned with the planned calls. */
+export interface ActualCall {
+  /** The step the attempt was recorded as (its charge's key is `run_id:seq`). */
+  seq: number;
+  /** The exact model id the provider reported, when it answered. */
+  model: string | null;
+  /** Null when the attempt failed without a response (nothing to charge but the call). */
+  usage: Usage | null;
+}
+
+export interface Settlement {
+  costMicros: number;
+  alerts: string[];
+  pausedAgents: string[];
+}
+
+/**
+ * Reserve-then-settle around every model call. `reserve` runs before the call, in its own
+ * (fenced) transaction: it prices the call, refuses an unpriced model, and holds the
+ * worst case on every budget that applies, locking their windows in one fixed order (the
+ * agent's budgets, then the tenant's, each by id) so two calls never wait on each other
+ * in a cycle, and the tenant's windows, which every call contends for, last and briefly.
+ * `settle` runs in the transaction that writes the call's step: it appends the ledger
+ * rows (idempotent by key), moves the actual cost from reserved to spent in the same
+ * order, and claims the alerts of the thresholds it crossed.
+ */
+export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => Date }) {
+  const clock = deps.clock ?? (() => new Date());
+
+  async function reserve(tx: Tx, req: ReserveRequest): Promise<Reservation> {
+    const at = clock();
+    const ctx = await c.spendContext(tx, { tenantId: req.tenantId, agentId: req.agentId, at });
+    const prices: (PriceRow | null)[] = [];
+    for (const call of req.calls) {
+      const price = await c.findPrice(tx, { tenantId: req.tenantId, provider: call.provider, models: priceCandidates(call.model), at });
+      if (!price && !ctx.allowUnpricedModels) {
+        throw new SpendRefused(
+          "UNPRICED_MODEL",
+          `no price for ${call.provider} model '${call.model}': add one (POST /v1/prices) or allow unpriced models (PATCH /v1/costs/settings); the call was not made`,
+        );
+      }
+      prices.push(price ?? null);
+    }
+    const estimates = req.calls.map((call, i) => (prices[i] ? worstCaseCost(prices[i], call.promptTokens, call.maxTokens) : 0));
+    const usd = estimates.reduce((a, b) => a + b, 0) + computeCost(req.computeMs, ctx.computeMicrosPerHour);
+    const windows = ctx.budgets.map((budget) => ({
+      budget,
+      window: budget.period === "invocation" ? { key: `run:${req.runId}`, start: req.runCreatedAt, end: null } : ctx.calendar[budget.period],
+      amount: budget.metric === "usd" ? usd : req.calls.length,
+    }));
+    const r: Reservation = { request: req, at, prices, estimates, computeRate: ctx.computeMicrosPerHour, windows };
+    const holds = windows.filter((w) => w.amount > 0).map((w) => ({ budgetId: w.budget.id, windowKey: w.window.key, amount: w.amount }));
+    if (holds.length === 0) return r;
+
+    // The reservation row first: the windows' locks (the tenant's above all) are held from
+    // their UPDATE to the commit, so nothing else should come after them.
+    const row = { tenantId: req.tenantId, id: newId("rsv"), key: req.key, agentId: req.agentId, runId: req.runId, holds, estimateMicros: usd, expiresAt: new Date(Date.now() + RESERVATION_TTL_MS) };
+    const release = new Map<string, number>();
+    if (!(await c.insertReservation(tx, row))) {
+      // One is held under this key already: a dead worker's, for this same step. It is
+      // released in the same ordered pass, rather than left for the sweeper.
+      const stale = await c.takeReservation(tx, { tenantId: req.tenantId, key: req.key });
+      for (const h of stale?.holds ?? []) release.set(`${h.budgetId}|${h.windowKey}`, (release.get(`${h.budgetId}|${h.windowKey}`) ?? 0) + h.amount);
+      await c.insertReservation(tx, row);
+    }
+    for (const { budget, window, amount } of windows) {
+      const rel = release.get(`${budget.id}|${window.key}`) ?? 0;
+      release.delete(`${budget.id}|${window.key}`);
+      if (amount === 0 && rel === 0) continue;
+      const held = await c.reserveOnWindow(tx, { tenantId: req.tenantId, budgetId: budget.id, window, limit: budget.limitValue, amount, release: rel, soft: budget.enforcement === "soft" });
+      if (!held) throw new SpendRefused("BUDGET_EXCEEDED", await refusal(tx, req.tenantId, budget, window, amount), budget);
+    }
+    // What the dead worker held in windows that have since rolled over (rare: out of the
+    // usual order, but these windows are past, so no current call waits on them).
+    for (const [id, amount] of release) {
+      const [budgetId, windowKey] = id.split("|") as [string, string];
+      await c.releaseOnWindow(tx, { tenantId: req.tenantId, budgetId, windowKey, release: amount });
+    }
+    return r;
+  }
+
+  async function refusal(tx: Tx, tenantId: string, b: BudgetRow, w: WindowBounds, amount: number) {
+    const [state] = await c.getWindows(tx, { tenantId, pairs: [{ budgetId: b.id, windowKey: w.key }] });
+    const fmt = (n: number) => (b.metric === "usd" ? formatUsd(n) : `${n} call${n === 1 ? "" : "s"}`);
+    const used = (state?.spent ?? 0) + (state?.reserved ?? 0);
+    const whose = b.scope === "tenant" ? "the tenant's" : `agent ${b.agentName ?? b.agentId}'s`;
+    return `${whose} ${windowAdjective(b.period)} ${b.metric === "usd" ? "budget" : "call limit"} of ${fmt(b.limitValue)} (${b.id}) would be passed: ${fmt(used)} spent or held, this call may take ${fmt(amount)}`;
+  }
+
+  async function settle(tx: Tx, r: Reservation, actual: { calls: ActualCall[]; computeMs: number }): Promise<Settlement> {
+    const req = r.request;
+    const rows: repo.costs.ChargeRow[] = [];
+    const base = {
+      tenantId: req.tenantId,
+      runCreatedAt: req.runCreatedAt,
+      agentId: req.agentId,
+      runId: req.runId,
+      taskId: req.taskId,
+      rawUsage: null as unknown,
+      computeMs: null as number | null,
+      rateMicrosPerHour: null as number | null,
+      description: null as string | null,
+      unpriced: false,
+      estimated: false,
+      inputTokens: 0,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      outputTokens: 0,
+    };
+    for (const [i, a] of actual.calls.entries()) {
+      const planned = req.calls[i];
+      if (!planned || !a.usage) continue;
+      let price = r.prices[i] ?? null;
+      // Providers report pinned snapshots: price the model that answered if it has its own price.
+      if (a.model && a.model !== planned.model) {
+        price = (await c.findPrice(tx, { tenantId: req.tenantId, provider: planned.provider, models: priceCandidates(a.model), at: r.at })) ?? price;
+      }
+      const unreported = a.usage.unreported === true;
+      rows.push({
+        ...base,
+        id: newId("chg"),
+        idempotencyKey: `${req.runId}:${a.seq}`,
+        kind: "tokens",
+        stepSeq: a.seq,
+        provider: planned.provider,
+        model: a.model ?? planned.model,
+        priceId: price?.id ?? null,
+        inputTokens: a.usage.inputTokens,
+        cacheReadTokens: a.usage.cacheReadTokens,
+        cacheWriteTokens: a.usage.cacheWriteTokens,
+        outputTokens: a.usage.outputTokens,
+        rawUsage: a.usage.raw,
+        // No usage reported means unknown, not free: charge the worst case and say so.
+        costMicros: !price ? null : unreported ? (r.estimates[i] ?? 0) : tokenCost(price, a.usage),
+        unpriced: !price,
+        estimated: unreported && price !== null,
+      });
+    }
+    const lastSeq = actual.calls.at(-1)?.seq ?? Number(req.key.split(":").pop());
+    const computeKey = `${req.runId}:${lastSeq}:compute`;
+    const computeMs = Math.max(0, Math.round(actual.computeMs));
+    rows.push({
+      ...base,
+      id: newId("chg"),
+      idempotencyKey: computeKey,
+      kind: "compute",
+      stepSeq: lastSeq,
+      provider: null,
+      model: null,
+      priceId: null,
+      computeMs,
+      rateMicrosPerHour: r.computeRate,
+      costMicros: computeCost(computeMs, r.computeRate),
+    });
+    const { inserted, holds } = await c.chargeAndTake(tx, { tenantId: req.tenantId, reservationKey: req.key, rows });
+    // A replayed settle finds its charges in the ledger already: it only releases.
+    const usd = rows.reduce((n, row) => n + (inserted.has(row.idempotencyKey) ? (row.costMicros ?? 0) : 0), 0);
+    const calls = inserted.has(computeKey) ? actual.calls.length : 0;
+    // No holds: the sweeper took the reservation (a very slow call); the spend still counts.
+    return applyToBudgets(tx, r, holds, { usd, calls });
+  }
+
+  /** Moves held amounts to spent on each window, in lock order, and claims crossed thresholds. */
+  async function applyToBudgets(tx: Tx, r: Reservation, holds: repo.costs.Hold[], spent: { usd: number; calls: number }): Promise<Settlement> {
+    const req = r.request;
+    const out: Settlement = { costMicros: spent.usd, alerts: [], pausedAgents: [] };
+    const held = new Map(holds.map((h) => [`${h.budgetId}|${h.windowKey}`, h.amount]));
+    for (const { budget, window } of r.windows) {
+      const release = held.get(`${budget.id}|${window.key}`) ?? 0;
+      const spend = budget.metric === "usd" ? spent.usd : spent.calls;
+      if (release === 0 && spend === 0) continue;
+      const after = await c.settleOnWindow(tx, { tenantId: req.tenantId, budgetId: budget.id, window, limit: budget.limitValue, release, spend });
+      if (!after) continue;
+      const before = after.spent - spend;
+      for (const threshold of crossedThresholds(budget.thresholds, after.limitValue, before, after.spent)) {
+        const alertId = await c.claimAlert(tx, {
+          tenantId: req.tenantId,
+          id: newId("alr"),
+          budgetId: budget.id,
+          windowKey: window.key,
+          threshold,
+          agentId: budget.agentId ?? req.agentId,
+          windowStart: window.start,
+          windowEnd: window.end,
+          spent: after.spent,
+          limitValue: after.limitValue,
+        });
+        if (alertId) {
+          await deps.jobs.enqueue(tx, "alert.send", { tenantId: req.tenantId, alertId });
+          out.alerts.push(alertId);
+        }
+      }
+      if (before < after.limitValue && after.spent >= after.limitValue) out.pausedAgents.push(...(await exhausted(tx, budget)));
+    }
+    return out;
+  }
+
+  /**
+   * A budget ran out (its spend reached the limit, or it refused a call): with
+   * `onExhausted: pause_agent`, the agents it covers are paused, audited as the budget's doing.
+   */
+  async function exhausted(tx: Tx, budget: BudgetRow): Promise<string[]> {
+    if (budget.onExhausted !== "pause_agent") return [];
+    const paused = await c.pauseAgents(tx, { tenantId: budget.tenantId, agentId: budget.agentId });
+    for (const a of paused) {
+      await deps.jobs.enqueue(tx, "agent.schedule.sync", { tenantId: budget.tenantId, agentId: a.id, revision: a.revision });
+      await audit(tx, systemActor(budget.tenantId, "budget"), {
+        action: "agent.pause",
+        targetType: "agent",
+        targetId: a.id,
+        before: { status: "active" },
+        after: { status: "paused", reason: `budget ${budget.id} exhausted` },
+      });
+    }
+    return paused.map((a) => a.id);
+  }
+
+  /** Gives back what a call held without charging anything (it was never made). */
+  async function release(tx: Tx, r: Reservation): Promise<void> {
+    if (r.windows.length === 0) return;
+    const taken = await c.takeReservation(tx, { tenantId: r.request.tenantId, key: r.request.key });
+    for (const h of taken?.holds ?? []) {
+      await c.releaseOnWindow(tx, { tenantId: r.request.tenantId, budgetId: h.budgetId, windowKey: h.windowKey, release: h.amount });
+    }
+  }
+
+  return { reserve, settle, release, exhausted };
+}
+
+export type SpendEngine = ReturnType<typeof spendEngine>;
+
+/**
+ * The sweeper: releases reservations whose call outlived any deadline (its worker died),
+ * across tenants, and keeps the ledger's monthly partitions ahead. A dead worker's call
+ * left no usage to charge; the run that resumes makes the call again and pays for it.
+ * Each reservation is released in its own transaction, in the order it was taken, so the
+ * sweeper locks windows in the same order as every reserve and settle.
+ */
+export async function sweepReservations(database: Database): Promise<{ released: number }> {
+  const expired = await withSystem(database, (tx) => c.expiredReservations(tx, { limit: 500 }));
+  let released = 0;
+  for (const e of expired) {
+    released += await withSystem(database, async (tx) => {
+      const r = await c.takeExpiredReservation(tx, e);
+      for (const h of r?.holds ?? []) await c.releaseOnWindow(tx, { tenantId: e.tenantId, budgetId: h.budgetId, windowKey: h.windowKey, release: h.amount });
+      return r ? 1 : 0;
+    });
+  }
+  await withSystem(database, (tx) => tx.$client.query("SELECT bosun_ensure_partitions('cost_ledger', 2)"));
+  return { released };
+}

@@ -1,0 +1,357 @@
+/**
+ * The console, end to end: the real API (in process, on an ephemeral port) serving the
+ * built SPA, a worker running the demo agents on the offline scripted provider, and
+ * Debian's Chromium driven by playwright-core. Each flow asserts what a person would see.
+ *
+ * Screenshots of every page go to a fresh folder under the OS temp dir; its path is
+ * printed. The console must be built first (`npm run check` / `npm test` build it).
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { type ApiServer, loadApiConfig, startApi } from "@bosun/api";
+import { bootstrap, createServices } from "@bosun/core";
+import { createJobs, type Jobs } from "@bosun/jobs";
+import { createRuntime, startWorker, type Worker } from "@bosun/worker";
+import pino from "pino";
+import { type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createTestDb, type TestDb } from "../helpers/db";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const CONSOLE_DIR = path.resolve(import.meta.dirname, "../../apps/console/dist");
+const EMAIL = "operator@example.com";
+const PASSWORD = "console-e2e-password";
+const DESKTOP = { width: 1366, height: 900 };
+const PHONE = { width: 390, height: 844 };
+/** How long the UI may take to show a change the worker made (it polls every 3 s). */
+const LIVE_MS = 20_000;
+
+let db: TestDb;
+let producer: Jobs;
+let workerJobs: Jobs;
+let worker: Worker;
+let api: ApiServer;
+let base: string;
+let context: BrowserContext;
+let page: Page;
+let profileDir: string;
+let shotsDir: string;
+let shotCount = 0;
+/** Uncaught errors in the page: any is a failure of the flow that caused it. */
+const pageErrors: string[] = [];
+
+/** A full-page screenshot, numbered in the order the flows take them. */
+async function shot(name: string) {
+  shotCount += 1;
+  await page.screenshot({ path: path.join(shotsDir, `${String(shotCount).padStart(2, "0")}-${name}.png`), fullPage: true });
+}
+
+const region = (name: string | RegExp) => page.getByRole("region", { name });
+const column = (status: string) => page.getByRole("region", { name: new RegExp(`^${status} \\d`) });
+const card = (where: Locator, title: string) => where.getByRole("article", { name: title });
+
+beforeAll(async () => {
+  if (!fs.existsSync(path.join(CONSOLE_DIR, "index.html"))) {
+    throw new Error(`the console is not built (${CONSOLE_DIR}); run \`npm run build\` first (npm test does)`);
+  }
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}; install it with apt-get install -y chromium`);
+  shotsDir = fs.mkdtempSync(path.join(os.tmpdir(), "bosun-console-screenshots-"));
+  console.log(`console screenshots: ${shotsDir}`);
+
+  db = await createTestDb();
+  producer = createJobs({ connectionString: db.url, role: "producer", max: 2 });
+  await producer.start();
+  const services = createServices({ database: db.database, jobs: producer, secureCookies: false });
+  // The demo tenant, its three agents and four starter tasks, as on a first `npm start`.
+  await bootstrap(services, { BOSUN_INIT_ADMIN_EMAIL: EMAIL, BOSUN_INIT_ADMIN_PASSWORD: PASSWORD });
+  // A second tenant the operator also belongs to, for the tenant switcher.
+  const other = await services.identity.signup({
+    tenant: { name: "Staging", timeZone: "UTC" },
+    owner: { email: "staging-owner@example.com", password: "staging-owner-password" },
+  });
+  await db.database.pool.query(
+    "INSERT INTO memberships (tenant_id, user_id, role) SELECT $1, id, 'admin' FROM users WHERE lower(email) = lower($2)",
+    [other.tenant.id, EMAIL],
+  );
+
+  const config = loadApiConfig({}, { host: "127.0.0.1", port: 0, publicUrl: "http://127.0.0.1", consoleDir: CONSOLE_DIR, rateLimitPerMinute: 100_000 });
+  api = await startApi({ database: db.database, databaseUrl: db.url, jobs: producer, config, logger: false });
+  base = api.url;
+
+  workerJobs = createJobs({ connectionString: db.url, role: "worker", max: 4 });
+  const workerServices = createServices({ database: db.database, jobs: workerJobs, secureCookies: false });
+  const log = pino({ level: process.env.TEST_LOG ?? "silent" });
+  worker = await startWorker({ jobs: workerJobs, services: workerServices, logger: log, runtime: createRuntime(workerServices, workerJobs, { logger: log }), tickMs: 1000 });
+
+  profileDir = fs.mkdtempSync(path.join(os.tmpdir(), "bosun-chromium-"));
+  // launchPersistentContext is how Playwright takes --user-data-dir: a fresh profile per run.
+  context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+    viewport: DESKTOP,
+    timezoneId: "UTC",
+    locale: "en-GB",
+  });
+  context.setDefaultTimeout(10_000);
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on("pageerror", (err) => pageErrors.push(err.message));
+}, 90_000);
+
+afterAll(async () => {
+  await context?.close().catch(() => {});
+  if (profileDir) fs.rmSync(profileDir, { recursive: true, force: true });
+  await api?.close();
+  await worker?.stop();
+  await workerJobs?.stop({ graceful: false, timeout: 1000 }).catch(() => {});
+  await producer?.stop({ graceful: false, timeout: 1000 }).catch(() => {});
+  await db?.drop();
+  if (shotsDir) console.log(`console screenshots: ${shotsDir}`);
+});
+
+afterEach(async (ctx) => {
+  // A failed flow leaves a picture of what the page showed at that moment.
+  if (ctx.task.result?.state === "fail") await shot(`FAILED-${ctx.task.name.slice(0, 40).replace(/\W+/g, "-")}`).catch(() => {});
+  expect(pageErrors.splice(0)).toEqual([]);
+});
+
+describe("the console", { timeout: 60_000 }, () => {
+  it("refuses a wrong password readably, then logs in to the fleet", async () => {
+    await page.goto(`${base}/`);
+    await page.getByLabel("Email").fill(EMAIL);
+    await page.getByLabel("Password").fill("not the password");
+    await page.getByRole("button", { name: "Log in" }).click();
+    const error = page.getByRole("alert");
+    await expect.poll(() => error.textContent()).toContain("email or password is wrong");
+    expect(await error.textContent()).toContain("UNAUTHORIZED");
+    expect(await error.textContent()).toMatch(/Request id req_/);
+    await shot("login-error");
+
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+    await page.getByText(/Live · refreshes every 3 s/).waitFor();
+    // The demo agents are up and their starter tasks get done by the worker.
+    const active = page.getByRole("link", { name: /Active agents/ });
+    await expect.poll(() => active.textContent()).toMatch(/Active agents\s*3/);
+    await expect.poll(() => page.getByRole("link", { name: "reconciliation-finance" }).count()).toBeGreaterThan(0);
+    const recent = page.getByRole("region", { name: "Runs in progress" });
+    await expect.poll(() => recent.getByText("succeeded").count(), { timeout: LIVE_MS }).toBeGreaterThanOrEqual(4);
+    await shot("fleet");
+
+    await page.setViewportSize(PHONE);
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Tasks" }).waitFor();
+    await shot("fleet-phone");
+    await page.setViewportSize(DESKTOP);
+  });
+
+  it("applies an agent from a pasted YAML descriptor and diffs two revisions", async () => {
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Agents" }).click();
+    await page.getByRole("heading", { name: "Agents", level: 1 }).waitFor();
+    await page.getByRole("link", { name: "support-triage" }).waitFor();
+    await page.getByRole("button", { name: "Apply a descriptor" }).click();
+    const descriptor = page.getByLabel("Descriptor (YAML or JSON)");
+
+    // An unknown field is refused with its path, shown in the form.
+    await descriptor.fill(LAUNCH_COORDINATOR.replace("pinned_revision", "temperature: 0.2\n    pinned_revision"));
+    await page.getByRole("button", { name: "Apply descriptor" }).click();
+    const error = page.getByRole("alert");
+    await error.waitFor();
+    expect(await error.textContent()).toContain("VALIDATION");
+    expect(await error.textContent()).toContain("spec.model.temperature");
+    await shot("agents-apply-error");
+
+    await descriptor.fill(LAUNCH_COORDINATOR);
+    await page.getByRole("button", { name: "Apply descriptor" }).click();
+    await page.waitForURL(/\/agents\/launch-coordinator/);
+    await page.getByRole("heading", { name: /launch-coordinator/, level: 1 }).waitFor();
+    await page.getByText("Applied: revision 1 is now current.").waitFor();
+    await page.getByText("You coordinate launches").first().waitFor();
+
+    // Edit the descriptor: a changed soul is revision 2, and the diff names the field.
+    await page.getByRole("button", { name: "Edit descriptor" }).click();
+    const editor = page.getByRole("region", { name: "Edit descriptor" }).getByLabel("Descriptor (YAML or JSON)");
+    await editor.fill((await editor.inputValue()).replace("You coordinate launches", "You coordinate launches and releases"));
+    await page.getByRole("button", { name: "Apply descriptor" }).click();
+    await page.getByText("Applied: revision 2 is now current.").waitFor();
+    const diff = page.getByRole("table", { name: "Changes from revision 1 to revision 2" });
+    await diff.waitFor();
+    expect(await diff.textContent()).toContain("spec.soul");
+    expect(await diff.textContent()).toContain("You coordinate launches and releases");
+    await page.getByRole("button", { name: "JSON" }).click();
+    await page.getByText('"apiVersion": "agent.os/v1"').waitFor();
+    await shot("agent-detail");
+
+    await page.getByRole("link", { name: "← Agents" }).click();
+    await page.getByRole("link", { name: "launch-coordinator" }).waitFor();
+    await shot("agents");
+  });
+
+  it("creates tasks with a dependency and a review, approves the review and watches the demo agents finish", async () => {
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Tasks" }).click();
+    await page.getByRole("heading", { name: "Tasks", level: 1 }).waitFor();
+    await page.getByText(/Live · refreshes every 3 s/).waitFor();
+
+    // A: release-notes drafts it, and a person must approve it.
+    await page.getByRole("button", { name: "New task" }).click();
+    let form = region("New task");
+    await form.getByLabel("Title").fill("Draft the November close checklist");
+    await form.getByLabel("Assignee").selectOption("release-notes");
+    await form.getByLabel("Requires review before it is done").check();
+    await form.getByRole("button", { name: "Create task" }).click();
+    await page.getByRole("status").getByText("Draft the November close checklist").waitFor();
+
+    // B: the demo finance agent, only once A is done.
+    await page.getByRole("button", { name: "New task" }).click();
+    form = region("New task");
+    await form.getByLabel("Title").fill("Reconcile the November invoices");
+    await form.getByLabel("Assignee").selectOption("reconciliation-finance");
+    await form.getByLabel(/Priority/).fill("80");
+    await form.getByRole("checkbox", { name: /Draft the November close checklist/ }).check();
+    await form.getByRole("button", { name: "Create task" }).click();
+    await page.getByRole("status").getByText("Reconcile the November invoices").waitFor();
+
+    // A reaches review (the agent finished it); B waits in the queue for A.
+    await card(column("in review"), "Draft the November close checklist").waitFor({ timeout: LIVE_MS });
+    await card(column("queued"), "Reconcile the November invoices").waitFor();
+    await shot("tasks-board-review");
+
+    await card(column("in review"), "Draft the November close checklist").getByRole("button", { name: "Approve" }).click();
+    await card(column("done"), "Draft the November close checklist").waitFor({ timeout: LIVE_MS });
+    // Approving A unblocks B, which the worker runs to the end.
+    await card(column("done"), "Reconcile the November invoices").waitFor({ timeout: LIVE_MS });
+    await shot("tasks-board");
+
+    await card(column("done"), "Reconcile the November invoices").getByRole("link", { name: "Reconcile the November invoices" }).click();
+    await page.getByRole("heading", { name: /Reconcile the November invoices/, level: 1 }).waitFor();
+    const deps = region("Depends on");
+    await deps.getByText("Draft the November close checklist").waitFor();
+    expect(await deps.textContent()).toContain("done");
+    await page.getByRole("heading", { name: "Result" }).waitFor();
+    await shot("task-detail");
+
+    // Its run's trace: the model call and the complete_task tool call, with inputs.
+    await page.getByRole("link", { name: "Open the run trace" }).click();
+    await page.getByRole("heading", { name: /Trace of reconciliation-finance/, level: 1 }).waitFor();
+    const timeline = region("Timeline");
+    await timeline.getByText("complete_task", { exact: true }).waitFor();
+    const llm = timeline.locator("details").filter({ hasText: "scripted-small" }).first();
+    await llm.locator("summary").click();
+    await llm.getByRole("heading", { name: "Input" }).waitFor();
+    expect(await llm.textContent()).toContain("Reconcile the November invoices");
+    expect(await llm.textContent()).toMatch(/\d+ input · \d+ output/);
+    await shot("run-trace");
+  });
+
+  it("starts a run of the applied agent and shows its sub-agent on the trace", async () => {
+    await page.goto(`${base}/agents/launch-coordinator`);
+    await page.getByLabel("Message or run input").fill("Prepare the 2.0 launch");
+    await page.getByRole("button", { name: "Start a run with this input" }).click();
+    await page.getByRole("link", { name: "open its trace" }).click();
+    await page.getByRole("heading", { name: /Trace of launch-coordinator/, level: 1 }).waitFor();
+    const timeline = region("Timeline");
+    // The delegation made a child run of release-notes in the same trace.
+    await timeline.getByText("release-notes", { exact: true }).waitFor({ timeout: LIVE_MS });
+    await timeline.getByText("delegate", { exact: true }).first().waitFor();
+    await expect.poll(() => page.getByRole("heading", { level: 1 }).textContent(), { timeout: LIVE_MS }).toContain("succeeded");
+    expect(await timeline.getByText("sub-agent ·").count()).toBeGreaterThanOrEqual(1);
+    await shot("run-trace-sub-agents");
+
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Runs" }).click();
+    await page.getByRole("heading", { name: "Runs", level: 1 }).waitFor();
+    await page.getByRole("cell", { name: /launch-coordinator/ }).first().waitFor();
+    await shot("runs");
+  });
+
+  it("creates an API key, shows its secret once, and revokes it", async () => {
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "API keys" }).click();
+    await page.getByRole("heading", { name: "API keys", level: 1 }).waitFor();
+    const form = region("Create a key");
+    await form.getByLabel("Name").fill("ci-deploy");
+    await form.getByRole("radio", { name: /Write/ }).check();
+    await form.getByRole("button", { name: "Create key" }).click();
+    const secret = await page.getByTestId("new-key-secret").textContent();
+    expect(secret).toMatch(/^bsn_[0-9A-Za-z_-]{32,}$/);
+    await page.getByText("This is the only time Bosun shows it.").waitFor();
+    await shot("api-keys-secret");
+
+    // The key works; then it leaves the screen for good.
+    expect((await fetch(`${base}/v1/agents`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+    await page.getByRole("button", { name: "I have stored it" }).click();
+    await page.reload();
+    const row = page.getByRole("row", { name: /ci-deploy/ });
+    await row.waitFor();
+    expect(await row.textContent()).toContain("write");
+    expect(await page.content()).not.toContain(secret!);
+
+    await row.getByRole("button", { name: "Revoke" }).click();
+    await row.getByRole("button", { name: "Yes, revoke" }).click();
+    await row.waitFor({ state: "detached" });
+    expect((await fetch(`${base}/v1/agents`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
+    await page.getByLabel(/Show revoked and expired/).check();
+    expect(await page.getByRole("row", { name: /ci-deploy/ }).textContent()).toContain("revoked");
+    await shot("api-keys");
+  });
+
+  it("changes the tenant's time zone and switches tenants", async () => {
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Settings" }).click();
+    await page.getByRole("heading", { name: "Settings", level: 1 }).waitFor();
+    await page.getByLabel("Time zone").selectOption("Europe/Paris");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("status").getByText("Saved.").waitFor();
+    const tenant = await (await page.request.get(`${base}/v1/tenant`)).json();
+    expect(tenant.timeZone).toBe("Europe/Paris");
+    await shot("settings");
+
+    // The operator belongs to two tenants: the header offers the switch.
+    const switcher = page.getByLabel("Switch tenant");
+    await switcher.selectOption({ label: "Staging (admin)" });
+    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+    await expect.poll(() => page.getByRole("link", { name: /Active agents/ }).textContent()).toMatch(/Active agents\s*0/);
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Agents" }).click();
+    await page.getByText("No agents here yet.").waitFor();
+    await shot("agents-empty-other-tenant");
+    await page.getByLabel("Switch tenant").selectOption({ label: "Demo (owner)" });
+    await expect.poll(() => page.getByRole("link", { name: /Active agents/ }).textContent()).toMatch(/Active agents\s*4/);
+  });
+
+  it("logs out", async () => {
+    await page.getByRole("button", { name: "Log out" }).click();
+    await page.getByRole("button", { name: "Log in" }).waitFor();
+    expect((await page.request.get(`${base}/v1/me`)).status()).toBe(401);
+    // A deep link after logout lands on the login form, not on the page.
+    await page.goto(`${base}/agents/launch-coordinator`);
+    await page.getByRole("button", { name: "Log in" }).waitFor();
+    expect(await page.getByRole("heading", { name: /launch-coordinator/ }).count()).toBe(0);
+  });
+});
+
+/** A coordinator on the scripted provider: its first model turn delegates to release-notes. */
+const LAUNCH_COORDINATOR = `apiVersion: agent.os/v1
+kind: Agent
+metadata:
+  name: launch-coordinator
+  owner: platform
+  description: Splits a launch into work for other agents
+spec:
+  model:
+    provider: scripted
+    name: scripted-small
+    pinned_revision: "2026-01-01"
+    script:
+      - call: delegate
+        input: { agent: release-notes, instructions: Draft the notes for the launch }
+  soul: |
+    You coordinate launches and hand the writing to release-notes.
+  domains: [ launches/* ]
+`;
