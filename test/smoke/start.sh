@@ -27,7 +27,8 @@ start() {
     LOG_LEVEL=warn setsid npm start >>"$LOG" 2>&1 &
   PID=$!
   for _ in $(seq 1 120); do
-    if curl -fsS "$BASE/readyz" >/dev/null 2>&1; then return 0; fi
+    # Ready, and the banner printed (the worker starts after the API listens).
+    if curl -fsS "$BASE/readyz" >/dev/null 2>&1 && grep -q "Bosun is running" "$LOG"; then return 0; fi
     if ! kill -0 "$PID" 2>/dev/null; then echo "smoke: bosun exited during start"; cat "$LOG"; exit 1; fi
     sleep 0.5
   done
