@@ -82,7 +82,7 @@ beforeAll(async () => {
   workerJobs = createJobs({ connectionString: db.url, role: "worker", max: 4 });
   const workerServices = createServices({ database: db.database, jobs: workerJobs, secureCookies: false });
   const log = pino({ level: process.env.TEST_LOG ?? "silent" });
-  worker = await startWorker({ jobs: workerJobs, services: workerServices, logger: log, runtime: createRuntime(workerServices, workerJobs, { logger: log }), tickMs: 1000 });
+  worker = await startWorker({ jobs: workerJobs, services: workerServices, logger: log, runtime: createRuntime(workerServices, workerJobs, { logger: log }), tickMs: 1000, rollupMs: 1000 });
 
   profileDir = fs.mkdtempSync(path.join(os.tmpdir(), "bosun-chromium-"));
   // launchPersistentContext is how Playwright takes --user-data-dir: a fresh profile per run.
@@ -273,6 +273,85 @@ describe("the console", { timeout: 60_000 }, () => {
     await shot("runs");
   });
 
+  it("shows the period's spend, exports the ledger as CSV, and sets a budget", async () => {
+    // The demo agents' scripted models are priced: their finished runs cost something.
+    // The worker rolls the ledger up every second here (a minute by default): wait for the
+    // daily totals that GET /v1/costs reads to show the demo agents' spend.
+    const apiTotal = async (from: string, to: string) =>
+      (await (await page.request.get(`${base}/v1/costs?from=${from}&to=${to}`)).json()).totalMicros as number;
+    const tenant = (await (await page.request.get(`${base}/v1/tenant`)).json()) as { timeZone: string };
+    const day = new Intl.DateTimeFormat("en-CA", { timeZone: tenant.timeZone }).format(new Date());
+    await expect.poll(() => apiTotal(`${day.slice(0, 8)}01`, day), { timeout: LIVE_MS }).toBeGreaterThan(0);
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Costs" }).click();
+    await page.getByRole("heading", { name: "Costs", level: 1 }).waitFor();
+    const total = page.getByTestId("cost-total");
+    await total.waitFor();
+    expect(await total.textContent()).toMatch(/^\$\d[\d,]*\.\d+$/);
+    expect(await total.textContent()).not.toMatch(/^\$0\.0+$/);
+    await region("By agent").getByRole("link", { name: "reconciliation-finance" }).waitFor();
+    expect(await region("By agent").textContent()).toMatch(/tokens \$[\d.]+ · actions \$[\d.]+ · compute \$[\d.]+/);
+    await region("By model").getByText("scripted/scripted-small").waitFor();
+    await shot("costs");
+
+    // The export link carries the period; the browser downloads it with the session cookie.
+    const link = page.getByRole("link", { name: "Export CSV" });
+    const href = new URL((await link.getAttribute("href"))!, base);
+    expect(href.pathname).toBe("/v1/costs/export.csv");
+    const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
+    expect(download.suggestedFilename()).toMatch(/^bosun-ledger-\d{4}-\d{2}-\d{2}-to-\d{4}-\d{2}-\d{2}\.csv$/);
+    const rows = parseCsv(fs.readFileSync((await download.path())!, "utf8"));
+    const header = rows[0]!;
+    expect(header).toEqual(expect.arrayContaining(["id", "kind", "agent", "model", "cost_micros", "cost_usd"]));
+    const data = rows.slice(1);
+    expect(data.length).toBeGreaterThan(0);
+    const col = header.indexOf("cost_micros");
+    const ledgerTotal = data.reduce((n, r) => n + Number(r[col]), 0);
+    // Every ledger row is a data row with its exact cost; the rollups behind GET /v1/costs
+    // trail the ledger (they are rebuilt in the background), so the ledger holds at least their total.
+    for (const r of data) expect(r[col]).toMatch(/^\d+$/);
+    const apiMicros = await apiTotal(href.searchParams.get("from")!, href.searchParams.get("to")!);
+    expect(apiMicros).toBeGreaterThan(0);
+    expect(ledgerTotal).toBeGreaterThanOrEqual(apiMicros);
+
+    // A tenant budget for the month, created in the UI and listed with its gauge.
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Budgets & alerts" }).click();
+    await page.getByRole("heading", { name: "Budgets & alerts", level: 1 }).waitFor();
+    await page.getByRole("button", { name: "New budget" }).click();
+    const form = page.getByRole("form", { name: "New budget" });
+    await form.getByLabel("Window").selectOption("month");
+    await form.getByLabel("Limit (US$)").fill("25");
+    await form.getByLabel(/Alert thresholds/).fill("50, 90, 100");
+    await form.getByLabel("Enforcement").selectOption("soft");
+    await form.getByRole("button", { name: "Create budget" }).click();
+    const row = page.getByRole("row", { name: /whole tenant/ });
+    await row.waitFor();
+    expect(await row.textContent()).toContain("$25.00");
+    expect(await row.textContent()).toContain("50 %, 90 %, 100 %");
+    expect(await row.getByRole("img", { name: /% used: \$[\d.]+ of \$25\.00/ }).count()).toBe(1);
+
+    // A descriptor budget belongs to its descriptor: the API's refusal is shown as it is.
+    const declared = page.getByRole("row", { name: /reconciliation-finance.*per day/ });
+    await declared.getByRole("button", { name: "Delete" }).click();
+    await declared.getByRole("button", { name: "Yes, delete" }).click();
+    const error = page.getByRole("alert");
+    await expect.poll(() => error.textContent()).toContain("descriptor (spec.budgets): remove it there");
+    expect(await error.textContent()).toContain("CONFLICT");
+    await shot("budgets");
+    await page.getByRole("button", { name: "Dismiss error" }).click();
+
+    // The fleet shows the month's spend against the new budget.
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Fleet" }).click();
+    const spend = region("Spend");
+    await spend.getByText("of $25.00 tenant budget").waitFor();
+    await shot("fleet-spend");
+
+    await page.goto(`${base}/agents/reconciliation-finance`);
+    const gauges = region("Budgets");
+    await gauges.getByText(/\$40\.00 per day/).waitFor();
+    expect(await gauges.getByRole("img", { name: /% used/ }).count()).toBeGreaterThanOrEqual(1);
+    await shot("agent-budgets");
+  });
+
   it("creates an API key, shows its secret once, and revokes it", async () => {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "API keys" }).click();
     await page.getByRole("heading", { name: "API keys", level: 1 }).waitFor();
@@ -335,6 +414,36 @@ describe("the console", { timeout: 60_000 }, () => {
     expect(await page.getByRole("heading", { name: /launch-coordinator/ }).count()).toBe(0);
   });
 });
+
+/** RFC 4180 CSV: quoted fields may hold commas, doubled quotes and newlines; records end in CRLF. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ",") {
+      row.push(field);
+      field = "";
+    } else if (ch === "\n" || ch === "\r") {
+      if (ch === "\r" && text[i + 1] === "\n") i++;
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = "";
+    } else field += ch;
+  }
+  if (field !== "" || row.length > 0) rows.push([...row, field]);
+  return rows;
+}
 
 /** A coordinator on the scripted provider: its first model turn delegates to release-notes. */
 const LAUNCH_COORDINATOR = `apiVersion: agent.os/v1

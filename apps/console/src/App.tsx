@@ -5,6 +5,8 @@ import { TimeZoneContext } from "./format";
 import { AgentDetailPage } from "./pages/AgentDetail";
 import { AgentsPage } from "./pages/Agents";
 import { ApiKeysPage } from "./pages/ApiKeys";
+import { BudgetsPage } from "./pages/Budgets";
+import { CostsPage } from "./pages/Costs";
 import { FleetPage } from "./pages/Fleet";
 import { LoginPage } from "./pages/Login";
 import { RunsPage } from "./pages/Runs";
@@ -20,6 +22,8 @@ const NAV = [
   { href: "/agents", label: "Agents" },
   { href: "/tasks", label: "Tasks" },
   { href: "/runs", label: "Runs" },
+  { href: "/costs", label: "Costs" },
+  { href: "/budgets", label: "Budgets & alerts" },
   { href: "/api-keys", label: "API keys" },
   { href: "/settings", label: "Settings" },
 ];
@@ -195,6 +199,8 @@ const ROUTES: Array<[string, (p: Record<string, string>) => JSX.Element]> = [
   ["/tasks/:id", (p) => <TaskDetailPage key={p.id} id={p.id!} />],
   ["/runs", () => <RunsPage />],
   ["/runs/:id", (p) => <RunTracePage key={p.id} id={p.id!} />],
+  ["/costs", () => <CostsPage />],
+  ["/budgets", () => <BudgetsPage />],
   ["/api-keys", () => <ApiKeysPage />],
   ["/settings", () => <SettingsPage />],
 ];

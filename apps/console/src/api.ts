@@ -6,7 +6,11 @@
 import type {
   agentApplyResultSchema,
   agentSchema,
+  alertSchema,
   apiKeySchema,
+  budgetSchema,
+  costSettingsSchema,
+  costsSchema,
   createdApiKeySchema,
   FieldIssue,
   meSchema,
@@ -36,6 +40,11 @@ export type Step = z.output<typeof stepSchema>;
 export type ApiKey = z.output<typeof apiKeySchema>;
 export type CreatedApiKey = z.output<typeof createdApiKeySchema>;
 export type SentMessage = z.output<typeof sentMessageSchema>;
+export type Budget = z.output<typeof budgetSchema>;
+export type BudgetAlert = z.output<typeof alertSchema>;
+export type Costs = z.output<typeof costsSchema>;
+export type CostSettings = z.output<typeof costSettingsSchema>;
+export type CostGroup = Costs["groupBy"];
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;
@@ -155,4 +164,17 @@ export const api = {
   apiKeys: () => all<ApiKey>("/v1/api-keys"),
   createApiKey: (body: { name: string; scopes: string[]; agent?: string; expiresAt?: string }) => request<CreatedApiKey>("POST", "/v1/api-keys", { body }),
   revokeApiKey: (id: string) => request<ApiKey>("DELETE", `/v1/api-keys/${enc(id)}`),
+
+  costs: (query: { from: string; to: string; groupBy: CostGroup; agent?: string }) => request<Costs>("GET", "/v1/costs", { query }),
+  costSettings: () => request<CostSettings>("GET", "/v1/costs/settings"),
+  budgets: (query: Query = {}) => all<Budget>("/v1/budgets", query),
+  createBudget: (body: Record<string, unknown>) => request<Budget>("POST", "/v1/budgets", { body }),
+  updateBudget: (id: string, body: Record<string, unknown>) => request<Budget>("PATCH", `/v1/budgets/${enc(id)}`, { body }),
+  deleteBudget: (id: string) => request<Budget>("DELETE", `/v1/budgets/${enc(id)}`),
+  alerts: (query: Query = {}) => request<Page<BudgetAlert>>("GET", "/v1/alerts", { query: { limit: 50, ...query } }),
 };
+
+/** The CSV export of the ledger (or its daily rollups): a plain link, the cookie authenticates it. */
+export function costExportUrl(from: string, to: string, rows: "ledger" | "rollups" = "ledger"): string {
+  return withQuery("/v1/costs/export.csv", { from, to, rows });
+}

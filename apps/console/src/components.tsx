@@ -1,7 +1,7 @@
 /** Small shared pieces: errors, empty and loading states, badges, confirmations. */
 import { type ReactNode, useEffect, useRef, useState } from "react";
-import { ApiError } from "./api";
-import { formatTime, pretty, relativeTime, useTimeZone } from "./format";
+import { ApiError, type Budget } from "./api";
+import { formatTime, plural, pretty, relativeTime, usd, useTimeZone } from "./format";
 import { useNow } from "./hooks";
 
 /** A readable error: what went wrong, the machine code and the request id to quote. */
@@ -203,4 +203,41 @@ export function useTitle(title: string) {
   useEffect(() => {
     document.title = `${title} · Bosun`;
   }, [title]);
+}
+
+/** A budget's amount in its unit: dollars or model calls. */
+export function budgetAmount(b: Pick<Budget, "unit">, n: number): string {
+  return b.unit === "usd_micros" ? usd(n) : plural(n, "call");
+}
+
+export const WINDOW_LABEL: Record<Budget["window"], string> = { invocation: "per run", hour: "per hour", day: "per day", month: "per month" };
+
+/**
+ * How much of a budget's current window is used: spent (solid) and reserved by calls in
+ * flight (hatched), against the limit, with the alert thresholds as ticks. Per-run budgets
+ * have no running window and say so.
+ */
+export function BudgetGauge({ budget: b }: { budget: Budget }) {
+  if (!b.current) return <span className="muted small">checked on each run</span>;
+  const { spent, reserved } = b.current;
+  const pct = (n: number) => (b.limit > 0 ? Math.min(100, (n / b.limit) * 100) : n > 0 ? 100 : 0);
+  const used = b.limit > 0 ? Math.round(((spent + reserved) / b.limit) * 100) : 0;
+  const tone = used >= 100 ? "bad" : used >= 80 ? "warn" : "ok";
+  const text = `${budgetAmount(b, spent)} of ${budgetAmount(b, b.limit)}${reserved > 0 ? ` (+${budgetAmount(b, reserved)} reserved)` : ""}`;
+  return (
+    <div className="gauge-wrap">
+      <div className={`gauge gauge-${tone}`} role="img" aria-label={`${used} % used: ${text}`}>
+        <span className="gauge-spent" style={{ width: `${pct(spent)}%` }} />
+        <span className="gauge-reserved" style={{ width: `${Math.max(0, pct(spent + reserved) - pct(spent))}%` }} />
+        {b.thresholds
+          .filter((t) => t < 100)
+          .map((t) => (
+            <span key={t} className="gauge-tick" style={{ left: `${t}%` }} />
+          ))}
+      </div>
+      <span className="gauge-text small">
+        {text} · {used} %
+      </span>
+    </div>
+  );
 }

@@ -70,3 +70,42 @@ export function pretty(v: unknown): string {
   if (typeof v === "string") return v;
   return JSON.stringify(v, null, 2);
 }
+
+/**
+ * Micro-dollars ($1 = 1,000,000) as dollars: cents from a dollar up, four decimals below
+ * (model calls cost fractions of a cent), all six when smaller still. `usdExact` keeps
+ * every micro-dollar (for titles and exports).
+ */
+export function usd(micros: number): string {
+  const d = micros / 1_000_000;
+  const abs = Math.abs(d);
+  const digits = abs === 0 || abs >= 1 ? 2 : abs >= 0.01 ? 4 : 6;
+  return `${d < 0 ? "−" : ""}$${abs.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
+}
+
+export const usdExact = (micros: number) => `$${(micros / 1_000_000).toFixed(6)}`;
+
+/** Today as YYYY-MM-DD in a time zone (cost days are tenant-local). */
+export function today(timeZone: string, now = new Date()): string {
+  try {
+    return new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(now);
+  } catch {
+    return now.toISOString().slice(0, 10);
+  }
+}
+
+/** Days from `day` (YYYY-MM-DD), by calendar arithmetic. */
+export function addDays(day: string, n: number): string {
+  const d = new Date(`${day}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + n);
+  return d.toISOString().slice(0, 10);
+}
+
+export const monthStart = (day: string) => `${day.slice(0, 8)}01`;
+
+/** The last day of `day`'s month. */
+export function monthEnd(day: string): string {
+  const d = new Date(`${monthStart(day)}T00:00:00Z`);
+  d.setUTCMonth(d.getUTCMonth() + 1, 0);
+  return d.toISOString().slice(0, 10);
+}

@@ -20,6 +20,8 @@ const consoleRoutes = [
   "/tasks/:id",
   "/runs",
   "/runs/:id",
+  "/costs",
+  "/budgets",
   "/api-keys",
   "/settings",
 ];

@@ -1,7 +1,7 @@
 import { type FormEvent, useState } from "react";
 import { stringify } from "yaml";
 import { type Agent, api, type Revision, type RevisionDiff } from "../api";
-import { Badge, CodeBlock, ConfirmButton, CopyButton, Empty, ErrorBanner, LiveBadge, Loading, PageHeader, TimeAgo, useTitle } from "../components";
+import { Badge, BudgetGauge, budgetAmount, CodeBlock, ConfirmButton, CopyButton, Empty, ErrorBanner, LiveBadge, Loading, PageHeader, TimeAgo, useTitle, WINDOW_LABEL } from "../components";
 import { formatTime, pretty, useTimeZone } from "../format";
 import { useAction, useLoad } from "../hooks";
 import { Link, setQuery, useLocation } from "../router";
@@ -99,6 +99,7 @@ export function AgentDetailPage({ name }: { name: string }) {
       ) : null}
 
       <Overview agent={a} />
+      <AgentBudgets name={name} />
       <div className="columns">
         <RecentRuns name={name} />
         <AgentTasks name={name} />
@@ -111,6 +112,37 @@ export function AgentDetailPage({ name }: { name: string }) {
       </section>
       {can("write") && a.status !== "retired" ? <Talk name={name} /> : null}
     </>
+  );
+}
+
+/** The agent's own budgets (from its descriptor or the API) with their current windows. */
+function AgentBudgets({ name }: { name: string }) {
+  const budgets = useLoad(`budgets:${name}`, () => api.budgets({ agent: name }), { pollMs: 10_000 });
+  const mine = (budgets.data ?? []).filter((b) => b.scope === "agent");
+  return (
+    <section className="panel" aria-labelledby="budgets-title">
+      <div className="panel-head">
+        <h2 id="budgets-title">Budgets</h2>
+        <Link href="/budgets">All budgets →</Link>
+      </div>
+      <ErrorBanner error={budgets.error} />
+      {!budgets.data ? (
+        budgets.error ? null : <Loading />
+      ) : mine.length === 0 ? (
+        <Empty title="No budget on this agent.">Declare spec.budgets in its descriptor, or add one on Budgets & alerts.</Empty>
+      ) : (
+        <ul className="budget-list">
+          {mine.map((b) => (
+            <li key={b.id}>
+              <span>
+                {budgetAmount(b, b.limit)} {WINDOW_LABEL[b.window]} <span className="muted small">· {b.enforcement} · {b.source}</span>
+              </span>
+              <BudgetGauge budget={b} />
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
   );
 }
 

@@ -1,7 +1,7 @@
 import type { AgentStatus, TaskStatus } from "@bosun/contracts";
 import { type Agent, api, type Page, type Run, type Task } from "../api";
-import { Badge, Empty, ErrorBanner, LiveBadge, Loading, PageHeader, TimeAgo, useTitle } from "../components";
-import { number, plural } from "../format";
+import { Badge, BudgetGauge, Empty, ErrorBanner, LiveBadge, Loading, PageHeader, TimeAgo, useTitle } from "../components";
+import { monthStart, number, plural, today, usd, useTimeZone } from "../format";
 import { useAction, useLoad } from "../hooks";
 import { Link } from "../router";
 import { useAgentName, useSession } from "../session";
@@ -92,6 +92,8 @@ export function FleetPage() {
         <Stat label="Open tasks" value={String(open)} detail={`${count(data.tasks.queued)} queued`} href="/tasks" />
         <Stat label="Needs you" value={String(attention)} detail="reviews, escalations, stale work" tone={attention > 0 ? "warn" : undefined} href="#attention" />
       </section>
+
+      <Spend />
 
       <section className="panel" id="attention" aria-labelledby="attention-title">
         <h2 id="attention-title">Needs attention</h2>
@@ -208,6 +210,54 @@ export function FleetPage() {
         </section>
       </div>
     </>
+  );
+}
+
+/** Today's and this month's spend, against the tenant's budgets (polled less often than the fleet). */
+function Spend() {
+  const tz = useTimeZone();
+  const day = today(tz);
+  const spend = useLoad(
+    `spend:${day}`,
+    async () => {
+      const [month, budgets] = await Promise.all([api.costs({ from: monthStart(day), to: day, groupBy: "day" }), api.budgets()]);
+      return { month, budgets: budgets.filter((b) => b.scope === "tenant") };
+    },
+    { pollMs: 15_000 },
+  );
+  if (!spend.data) return spend.error ? <ErrorBanner error={spend.error} /> : null;
+  const { month, budgets } = spend.data;
+  const todayMicros = month.groups.find((g) => g.key === day)?.costMicros ?? 0;
+  const limitOf = (w: "day" | "month") => budgets.find((b) => b.window === w && b.unit === "usd_micros");
+  const detail = (w: "day" | "month", fallback: string) => {
+    const b = limitOf(w);
+    return b ? `of ${usd(b.limit)} tenant budget` : fallback;
+  };
+  return (
+    <section className="panel" aria-labelledby="spend-title">
+      <div className="panel-head">
+        <h2 id="spend-title">Spend</h2>
+        <Link href="/costs">Costs →</Link>
+      </div>
+      <div className="stats">
+        <Stat label="Spent today" value={usd(todayMicros)} detail={detail("day", day)} href={`/costs?from=${day}&to=${day}`} />
+        <Stat label="Spent this month" value={usd(month.totalMicros)} detail={detail("month", "no tenant budget")} href="/costs" />
+      </div>
+      {budgets.length > 0 ? (
+        <ul className="budget-list">
+          {budgets.map((b) => (
+            <li key={b.id}>
+              <Link href="/budgets">Tenant {b.window === "invocation" ? "per run" : `per ${b.window}`}</Link>
+              <BudgetGauge budget={b} />
+            </li>
+          ))}
+        </ul>
+      ) : (
+        <p className="muted small">
+          No tenant budget. <Link href="/budgets">Set one</Link> to cap or watch the fleet's spend.
+        </p>
+      )}
+    </section>
   );
 }
 

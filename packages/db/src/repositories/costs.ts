@@ -593,12 +593,14 @@ export async function adminEmails(db: Db, { tenantId }: { tenantId: string }): P
  * and a late commit is picked up by the next pass (see the caller's overlap). System.
  */
 export async function rebuildRollups(db: Db, { since }: { since: Date }): Promise<number> {
+  // Recomputes every touched day's groups from the ledger and upserts them whole. (A
+  // DELETE and an INSERT in one statement collided: both run on the same snapshot, so the
+  // insert met the very keys the delete was removing.) The ledger is append-only, so a
+  // group never disappears and an upsert leaves nothing stale.
   const { rowCount } = await db.$client.query(
     `WITH touched AS (
        SELECT DISTINCT l.tenant_id, (l.created_at AT TIME ZONE t.time_zone)::date AS day, t.time_zone
-       FROM cost_ledger l JOIN tenants t ON t.id = l.tenant_id WHERE l.created_at >= $1),
-     cleared AS (
-       DELETE FROM cost_daily d USING touched x WHERE d.tenant_id = x.tenant_id AND d.day = x.day)
+       FROM cost_ledger l JOIN tenants t ON t.id = l.tenant_id WHERE l.created_at >= $1)
      INSERT INTO cost_daily (tenant_id, day, agent_id, kind, provider, model, cost_micros, charges, unpriced_charges,
                              input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, compute_ms)
      SELECT l.tenant_id, x.day, l.agent_id, l.kind, coalesce(l.provider, ''), coalesce(l.model, ''), coalesce(sum(l.cost_micros), 0),
@@ -606,7 +608,11 @@ export async function rebuildRollups(db: Db, { since }: { since: Date }): Promis
             sum(l.output_tokens), coalesce(sum(l.compute_ms), 0)
      FROM touched x JOIN cost_ledger l ON l.tenant_id = x.tenant_id
        AND l.created_at >= (x.day::timestamp AT TIME ZONE x.time_zone) AND l.created_at < ((x.day + 1)::timestamp AT TIME ZONE x.time_zone)
-     GROUP BY l.tenant_id, x.day, l.agent_id, l.kind, coalesce(l.provider, ''), coalesce(l.model, '')`,
+     GROUP BY l.tenant_id, x.day, l.agent_id, l.kind, coalesce(l.provider, ''), coalesce(l.model, '')
+     ON CONFLICT (tenant_id, day, agent_id, kind, provider, model) DO UPDATE SET
+       cost_micros = EXCLUDED.cost_micros, charges = EXCLUDED.charges, unpriced_charges = EXCLUDED.unpriced_charges,
+       input_tokens = EXCLUDED.input_tokens, cache_read_tokens = EXCLUDED.cache_read_tokens,
+       cache_write_tokens = EXCLUDED.cache_write_tokens, output_tokens = EXCLUDED.output_tokens, compute_ms = EXCLUDED.compute_ms`,
     [since],
   );
   return rowCount ?? 0;
