@@ -147,6 +147,7 @@ describe("leases and fencing", () => {
       release = r;
     });
     const real = providerCache();
+    let inCall = false;
     // Worker A's model call stalls until we let it go, long after its lease is gone.
     const slowA = agentRuntime({
       database: db.database,
@@ -158,6 +159,7 @@ describe("leases and fencing", () => {
       provider: (m) => ({
         name: "slow",
         complete: async (req) => {
+          inCall = true;
           await gate;
           return real(m).complete(req);
         },
@@ -165,7 +167,9 @@ describe("leases and fencing", () => {
     });
     const task = await createTask("contested", { assignee: "fenced-agent" });
     const a = slowA.wake({ tenantId, agentId: agent.id });
-    await until(async () => (await q(`SELECT 1 FROM runs WHERE task_id = $1 AND status = 'running'`, [task.id])).length > 0, 10_000, "A running");
+    // Wait until A is inside the model call: its writes before the call (run start, budget
+    // reservation) extend the lease, and would undo the expiry below.
+    await until(async () => inCall, 10_000, "A in its model call");
     // A's lease expires; B takes the session (epoch + 1) and completes the run.
     await q(`UPDATE agent_sessions SET lease_expires_at = now() - interval '1 second' WHERE agent_id = $1`, [agent.id]);
     const b = runtimeFor(db.database, producer, "w-B");
