@@ -125,6 +125,22 @@ describe("a run, end to end through the worker", () => {
     expect((await q(`SELECT status FROM tasks WHERE id = $1`, [task.id]))[0]).toEqual({ status: "done" });
   });
 
+  it("sees work only where a claim would find it", async () => {
+    // `finance/*` covers one path segment, not `finance/ledger/2026`. The idle checks must
+    // use the claim's rule, or the agent is woken for work it cannot take, finds none, and
+    // is woken again.
+    const agent = await apply("narrow", {}, { domains: ["finance/*"], schedule: { every: "15m" } });
+    await createTask("too deep", { domain: "finance/ledger/2026" });
+    const wakes = async () =>
+      (await q<{ n: number }>(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'agent.wake' AND data->>'agentId' = $1`, [agent.id]))[0]!.n;
+    const before = await wakes();
+    expect((await runtimeFor(db.database, producer, "w-narrow").wake({ tenantId, agentId: agent.id })).outcome).toBe("idle");
+    await q(`UPDATE agents SET next_wake_at = now() - interval '1 second' WHERE id = $1`, [agent.id]);
+    const tick = await scheduleTick({ database: db.database, jobs: producer });
+    expect(tick.woken).toBe(0);
+    expect(await wakes()).toBe(before);
+  });
+
   it("runs a dependency chain in order", async () => {
     await apply("chain");
     const a = await createTask("first", { assignee: "chain" });

@@ -248,7 +248,7 @@ export function agentRuntime(deps: RuntimeDeps) {
       const uses = lastLlm ? toolUses(lastLlm) : [];
 
       if (lastLlm && afterLlm.length < uses.length) {
-        const outcome = await runTool(f, run, descriptor, steps.length, uses[afterLlm.length]!);
+        const outcome = await runTool(f, run, steps.length, uses[afterLlm.length]!);
         if (outcome !== "continue") return;
         continue;
       }
@@ -442,7 +442,6 @@ export function agentRuntime(deps: RuntimeDeps) {
   async function runTool(
     f: Fence,
     run: RunRow,
-    d: AgentDescriptor,
     seq: number,
     use: Extract<ContentBlock, { type: "tool_use" }>,
   ): Promise<"continue" | "finished" | "waiting"> {
@@ -469,7 +468,6 @@ export function agentRuntime(deps: RuntimeDeps) {
       }
     });
     await deps.afterStep?.(step);
-    void d;
     return outcome;
 
     async function effect(tx: Tx) {
@@ -615,7 +613,7 @@ export function agentRuntime(deps: RuntimeDeps) {
              EXISTS (SELECT 1 FROM messages WHERE tenant_id = $1 AND to_agent_id = $2 AND read_at IS NULL)
            OR EXISTS (SELECT 1 FROM runs r WHERE r.tenant_id = $1 AND r.agent_id = $2 AND (r.status = 'running' OR (r.status = 'waiting'
                 AND NOT EXISTS (SELECT 1 FROM waitpoints w WHERE w.tenant_id = r.tenant_id AND w.run_id = r.id AND w.status = 'pending'))))
-           OR EXISTS (${CLAIMABLE_TASK_SQL})) AS work`,
+           OR ${repo.claimableTaskExists("$1", "$2")}) AS work`,
       [tenantId, agentId],
     );
     return rows[0]?.work === true;
@@ -634,20 +632,6 @@ export function agentRuntime(deps: RuntimeDeps) {
   };
 }
 
-/**
- * A task this agent may claim now: queued, assigned to it or to a domain it covers, with
- * every dependency done. Domains are globs (`finance/*`).
- */
-export const claimableTaskSql = (tenant: string, agent: string) => `
-  SELECT 1 FROM tasks t JOIN agents ca ON ca.tenant_id = t.tenant_id AND ca.id = ${agent}
-  WHERE t.tenant_id = ${tenant} AND t.status = 'queued'
-    AND (t.assignee_agent_id = ${agent} OR (t.assignee_agent_id IS NULL AND t.domain IS NOT NULL AND EXISTS (
-          SELECT 1 FROM jsonb_array_elements_text(ca.descriptor->'spec'->'domains') d(p)
-          WHERE t.domain LIKE replace(replace(d.p, '%', '\\%'), '*', '%'))))
-    AND NOT EXISTS (SELECT 1 FROM task_dependencies dep JOIN tasks o ON o.tenant_id = dep.tenant_id AND o.id = dep.depends_on_id
-                    WHERE dep.tenant_id = t.tenant_id AND dep.task_id = t.id AND o.status <> 'done')`;
-
-export const CLAIMABLE_TASK_SQL = claimableTaskSql("$1", "$2");
 
 /**
  * An upper bound on a request's prompt tokens, for the reservation: its UTF-8 bytes as
@@ -743,7 +727,7 @@ export async function scheduleTick(deps: { database: Database; jobs: Pick<Jobs, 
        RETURNING a.tenant_id, a.id,
          EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = a.tenant_id AND m.to_agent_id = a.id AND m.read_at IS NULL)
          OR EXISTS (SELECT 1 FROM runs r WHERE r.tenant_id = a.tenant_id AND r.agent_id = a.id AND r.status IN ('running', 'waiting') AND r.trigger <> 'external')
-         OR EXISTS (${claimableTaskSql("a.tenant_id", "a.id")}) AS work`,
+         OR ${repo.claimableTaskExists("a.tenant_id", "a.id")} AS work`,
       [opts.batch ?? 1000],
     );
     const idle = rows.filter((r) => !r.work);

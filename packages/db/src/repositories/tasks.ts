@@ -19,9 +19,8 @@ export const FINISHED_STATUSES = ["done", "failed", "cancelled"] as const satisf
  * `finance/invoices` but not `finance/invoices/2026` nor `finance`; `finance/**` covers both
  * deeper ones. Done in SQL so that claims, idle checks and wake fan-out share one rule.
  */
-const GLOB_AS_REGEX = sql.raw(
-  String.raw`('^' || replace(replace(replace(regexp_replace(g.pattern, '([]\\[(){}.+*?^$|])', '\\\1', 'g'), '\*\*', '.*'), '\*', '[^/]*'), '\?', '[^/]') || '$')`,
-);
+const GLOB_AS_REGEX_TEXT = String.raw`('^' || replace(replace(replace(regexp_replace(g.pattern, '([]\\[(){}.+*?^$|])', '\\\1', 'g'), '\*\*', '.*'), '\*', '[^/]*'), '\?', '[^/]') || '$')`;
+const GLOB_AS_REGEX = sql.raw(GLOB_AS_REGEX_TEXT);
 
 /** True when some domain glob in `descriptor` (an agents.descriptor expression) covers `domain`. */
 const domainsCover = (descriptor: SQL, domain: SQL) =>
@@ -276,14 +275,27 @@ export async function claimTask(
   return t;
 }
 
+/**
+ * The claim rule above (queued, workable by the agent, every dependency done) as an
+ * EXISTS over SQL expressions, for statements that ask it of many agents at once (the
+ * schedule tick) or inside the runtime's own queries. `tenant` and `agent` are SQL
+ * expressions (`$1`, `a.id`); the agent's descriptor is read from `agents`. Keep it in step
+ * with `workableBy` and `dependenciesDone`: the tests of both run against the same cases.
+ */
+export const claimableTaskExists = (tenant: string, agent: string) => `EXISTS (
+  SELECT 1 FROM tasks t
+  WHERE t.tenant_id = ${tenant} AND t.status = 'queued'
+    AND (t.assignee_agent_id = ${agent} OR (t.assignee_agent_id IS NULL AND t.domain IS NOT NULL AND EXISTS (
+          SELECT 1 FROM agents ca, jsonb_array_elements_text(COALESCE(ca.descriptor -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern)
+          WHERE ca.tenant_id = ${tenant} AND ca.id = ${agent} AND t.domain ~ ${GLOB_AS_REGEX_TEXT})))
+    AND t.reviewer_agent_id IS DISTINCT FROM ${agent}
+    AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks dt ON dt.tenant_id = d.tenant_id AND dt.id = d.depends_on_id
+                    WHERE d.tenant_id = t.tenant_id AND d.task_id = t.id AND dt.status <> 'done'))`;
+
 /** Whether `agentId` has a task it could claim now. One EXISTS on the claim index: for idle checks. */
 export async function hasClaimableTask(db: Db, { tenantId, agentId }: { tenantId: string; agentId: string }): Promise<boolean> {
-  const [r] = await db
-    .select({ yes: sql<number>`1` })
-    .from(tasks)
-    .where(and(eq(tasks.tenantId, tenantId), eq(tasks.status, "queued"), workableBy(tenantId, agentId), dependenciesDone))
-    .limit(1);
-  return r !== undefined;
+  const { rows } = await db.$client.query<{ yes: boolean }>(`SELECT ${claimableTaskExists("$1", "$2")} AS yes`, [tenantId, agentId]);
+  return rows[0]?.yes === true;
 }
 
 /** Whether the agent's descriptor covers `domain` with one of its `spec.domains` globs. */
