@@ -31,7 +31,7 @@ export const stepSchema = z
   .object({
     runId: z.string(),
     seq: z.number().int(),
-    kind: z.enum(["llm", "tool", "message", "delegate", "wait", "idle", "usage"]),
+    kind: z.enum(["llm", "tool", "message", "delegate", "wait", "idle", "usage", "approval", "memory", "policy", "proposal", "dream", "drive"]),
     name: z.string().nullable(),
     status: z.enum(["ok", "error"]),
     provider: z.string().nullable(),

@@ -84,7 +84,7 @@ export const steps = pgTable(
     runId: text("run_id").notNull(),
     runCreatedAt: ts("run_created_at").notNull(),
     seq: integer("seq").notNull(),
-    kind: text("kind", { enum: ["llm", "tool", "message", "delegate", "wait", "idle", "usage"] }).notNull(),
+    kind: text("kind", { enum: ["llm", "tool", "message", "delegate", "wait", "idle", "usage", "approval", "memory", "policy", "proposal", "dream", "drive"] }).notNull(),
     name: text("name"),
     status: text("status", { enum: ["ok", "error"] }).notNull(),
     input: jsonb("input"),
