@@ -1,5 +1,5 @@
 import type { Tx } from "@bosun/db";
-import type { ToolMeta } from "../governance/tool-meta";
+import type { ToolMeta } from "../governance/tool-types";
 
 /**
  * Describes a gateway (MCP) tool call from the tenant's tool catalogue: the model-facing
