@@ -3,6 +3,7 @@
  * the Postgres in DATABASE_URL, or, when it is unset, on an embedded Postgres under
  * `.data/` that the next start reuses. Prints the URL and the admin credentials.
  */
+import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { loadApiConfig, startApi } from "@bosun/api";
@@ -26,6 +27,18 @@ if (!url) {
     log: (line) => log.debug({ postgres: line }),
   });
   url = embedded.url;
+}
+
+// Secrets at rest (MCP servers' credentials) are encrypted under BOSUN_SECRET_KEY: the
+// embedded default makes one at its first start and keeps it in its data folder.
+if (!process.env.BOSUN_SECRET_KEY && embedded) {
+  const keyFile = path.join(dataDir, "secret.key");
+  let key = (await fs.readFile(keyFile, "utf8").catch(() => "")).trim();
+  if (!key) {
+    key = randomBytes(32).toString("hex");
+    await fs.writeFile(keyFile, key, { mode: 0o600 });
+  }
+  process.env.BOSUN_SECRET_KEY = key;
 }
 
 await runMigrations(url);

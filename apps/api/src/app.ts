@@ -10,12 +10,21 @@ import { frameworkError, registerErrorHandling } from "./plugins/errors";
 import { registerOpenApi } from "./plugins/openapi";
 import { registerValidation } from "./plugins/validation";
 import { agentRoutes } from "./routes/agents";
+import { auditRoutes } from "./routes/audit";
+import { proposalRoutes } from "./routes/proposals";
 import { apiKeyRoutes } from "./routes/api-keys";
 import { costRoutes } from "./routes/costs";
+import { gatewayRoutes } from "./routes/gateway";
 import { healthRoutes } from "./routes/health";
 import { identityRoutes } from "./routes/identity";
 import { taskRoutes } from "./routes/tasks";
 import { runRoutes } from "./routes/runs";
+import { messageRoutes } from "./routes/messages";
+import { memoryRoutes } from "./routes/memory";
+import { approvalRoutes } from "./routes/approvals";
+import { inboxRoutes } from "./routes/inbox";
+import { policyRoutes } from "./routes/policies";
+import { settingsRoutes } from "./routes/settings";
 import type { Services } from "./services";
 
 /** One redact list for everything that must never reach a log line. */
@@ -28,6 +37,8 @@ export const redactPaths = [
   "*.key",
   "*.secret",
   "*.token",
+  "*.secrets",
+  "*.secretsEnc",
 ];
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -86,7 +97,16 @@ export async function buildApp(services: Services, config: ApiConfig, opts: { lo
   agentRoutes(app, services);
   taskRoutes(app, services);
   runRoutes(app, services);
+  messageRoutes(app, services);
+  memoryRoutes(app, services);
   costRoutes(app, services);
+  proposalRoutes(app, services);
+  auditRoutes(app, services);
+  policyRoutes(app, services);
+  approvalRoutes(app, services);
+  inboxRoutes(app, services);
+  gatewayRoutes(app, services);
+  settingsRoutes(app, services);
   await registerConsole(app, config.consoleDir);
 
   app.addHook("preClose", async () => {

@@ -25,6 +25,11 @@ interface Env {
   runs: Record<string, string>;
   /** Target budgets: `{budget.patch}`, `{budget.delete}`. */
   budgets: Record<string, string>;
+  /** Target policies `{policy.patch}`, `{policy.delete}`; pending approvals `{approval.approve}`, `{approval.deny}`. */
+  policies: Record<string, string>;
+  approvals: Record<string, string>;
+  /** Target open proposals: `{proposal.respond}` (task-agent is asked), `{proposal.decide}`. */
+  proposals: Record<string, string>;
 }
 
 interface WriteRoute {
@@ -347,6 +352,12 @@ const routes: WriteRoute[] = [
       ["an empty body", () => ({ to: "task-agent", body: "" })],
       ["a 200 000-character body", () => ({ to: "task-agent", body: long(200_000) })],
       ["a NUL byte in the body", () => ({ to: "task-agent", body: "a\u0000b" })],
+      ["both a recipient and a broadcast", () => ({ to: "task-agent", body: "hi", broadcast: true })],
+      ["no recipient at all", () => ({ body: "hi" })],
+      ["a reply to a message that does not exist", () => ({ reply_to: `msg_${"0".repeat(26)}`, body: "hi" })],
+      ["a reply to something that is not a message id", () => ({ reply_to: "../../etc/passwd", body: "hi" })],
+      ["a thread that does not exist", () => ({ to: "task-agent", body: "hi", thread_id: `msg_${"1".repeat(26)}` })],
+      ["a thread without a recipient", () => ({ broadcast: true, body: "hi", thread_id: `msg_${"1".repeat(26)}` })],
     ],
   },
   {
@@ -387,6 +398,70 @@ const routes: WriteRoute[] = [
   },
   { method: "DELETE", route: "/v1/budgets/:id", url: "/v1/budgets/{budget.delete}", auth: "key", param: "id" },
   {
+    method: "POST",
+    route: "/v1/policies",
+    url: "/v1/policies",
+    auth: "key",
+    valid: () => ({ name: "approve-big-buys", agent: "task-agent", match: { tool: "create_task", actionValueUsdGt: 100 }, decision: "require_approval", approvalExpiresIn: "2h" }),
+    wrongTypes: { name: 5, match: "everything", decision: true, priority: "high" },
+    unknownField: { body: () => ({ name: "p", decision: "deny", effect: "block" }), path: "effect" },
+    absurd: [
+      ["a 100 000-character name", () => ({ name: long(100_000), decision: "deny" })],
+      ["an unknown decision", () => ({ name: "p", decision: "maybe" })],
+      ["an agent that does not exist", () => ({ name: "p", agent: "nobody-here", decision: "deny" })],
+      ["a 10 000-character tool pattern", () => ({ name: "p", match: { tool: long(10_000) }, decision: "deny" })],
+      ["a NUL byte in the tool pattern", () => ({ name: "p", match: { tool: "create\u0000task" }, decision: "deny" })],
+      ["a threshold finer than a micro-dollar", () => ({ name: "p", match: { actionValueUsdGt: 0.0000001 }, decision: "deny" })],
+      ["a negative threshold", () => ({ name: "p", match: { actionValueUsdGt: -1 }, decision: "deny" })],
+      ["an unknown side effect", () => ({ name: "p", match: { sideEffect: "cosmic" }, decision: "deny" })],
+      ["an approval expiry on a deny policy", () => ({ name: "p", decision: "deny", approvalExpiresIn: "1h" })],
+      ["an approval expiry of 999 999 days", () => ({ name: "p", decision: "require_approval", approvalExpiresIn: "999999d" })],
+      ["a negative priority", () => ({ name: "p", decision: "deny", priority: -1 })],
+    ],
+  },
+  {
+    method: "PATCH",
+    route: "/v1/policies/:id",
+    url: "/v1/policies/{policy.patch}",
+    auth: "key",
+    param: "id",
+    valid: () => ({ priority: 5, match: { sideEffect: "external" } }),
+    wrongTypes: { priority: "first", match: [], decision: 1 },
+    unknownField: { body: () => ({ priority: 5, scope: "tenant" }), path: "scope" },
+    absurd: [
+      ["a name that is not a slug", () => ({ name: "Big Buys!" })],
+      ["an approval expiry on a deny policy", () => ({ approvalExpiresIn: "1h" })],
+      ["an agent that does not exist", () => ({ agent: "nobody-here" })],
+    ],
+  },
+  { method: "DELETE", route: "/v1/policies/:id", url: "/v1/policies/{policy.delete}", auth: "key", param: "id" },
+  {
+    method: "POST",
+    route: "/v1/approvals/:id/approve",
+    url: "/v1/approvals/{approval.approve}/approve",
+    auth: "key",
+    param: "id",
+    valid: () => ({ comment: "looks right" }),
+    wrongTypes: { comment: 5 },
+    unknownField: { body: () => ({ comment: "ok", decision: "deny" }), path: "decision" },
+    absurd: [
+      ["a 100 000-character comment", () => ({ comment: long(100_000) })],
+      ["an empty comment", () => ({ comment: "" })],
+      ["a NUL byte in the comment", () => ({ comment: "o\u0000k" })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/approvals/:id/deny",
+    url: "/v1/approvals/{approval.deny}/deny",
+    auth: "key",
+    param: "id",
+    valid: () => ({ comment: "not now" }),
+    wrongTypes: { comment: ["no"] },
+    unknownField: { body: () => ({ reason: "no" }), path: "reason" },
+    absurd: [["a 100 000-character comment", () => ({ comment: long(100_000) })]],
+  },
+  {
     method: "PATCH",
     route: "/v1/costs/settings",
     url: "/v1/costs/settings",
@@ -420,6 +495,124 @@ const routes: WriteRoute[] = [
     ],
   },
   {
+    method: "POST",
+    route: "/v1/mcp-servers",
+    url: "/v1/mcp-servers",
+    auth: "key",
+    valid: () => ({ name: "fresh-mcp", transport: "http", url: "http://127.0.0.1:9/mcp" }),
+    wrongTypes: { name: 5, transport: true, url: 7, limits: "fast" },
+    unknownField: { body: () => ({ name: "x-mcp", transport: "http", url: "http://127.0.0.1:9/mcp", shell: "sh" }), path: "shell" },
+    absurd: [
+      ["a stdio server without a command", () => ({ name: "x-mcp", transport: "stdio" })],
+      ["an http server without a url", () => ({ name: "x-mcp", transport: "http" })],
+      ["a file: url", () => ({ name: "x-mcp", transport: "http", url: "file:///etc/passwd" })],
+      ["a 100 000-character url", () => ({ name: "x-mcp", transport: "http", url: `http://x/${long(100_000)}` })],
+      ["a 40-character name", () => ({ name: "a".repeat(40), transport: "http", url: "http://x/mcp" })],
+      ["a secret name with spaces", () => ({ name: "x-mcp", transport: "http", url: "http://x/mcp", secrets: { "two words": "v" } })],
+      ["10 000 args", () => ({ name: "x-mcp", transport: "stdio", command: "mcp-server-everything", args: Array.from({ length: 10_000 }, () => "a") })],
+      ["zero calls per minute", () => ({ name: "x-mcp", transport: "http", url: "http://x/mcp", limits: { callsPerMinute: 0 } })],
+      ["a NUL byte in the name", () => ({ name: "x\u0000y", transport: "http", url: "http://x/mcp" })],
+    ],
+  },
+  {
+    method: "PATCH",
+    route: "/v1/mcp-servers/:name",
+    url: "/v1/mcp-servers/mcp-patch",
+    auth: "key",
+    valid: () => ({ limits: { callsPerMinute: 5 }, secrets: null }),
+    wrongTypes: { status: 5, limits: "x", secrets: "all" },
+    unknownField: { body: () => ({ status: "active", name: "renamed" }), path: "name" },
+    absurd: [
+      ["an unknown status", () => ({ status: "maybe" })],
+      ["a command for an http server", () => ({ command: "mcp-server-everything" })],
+      ["a timeout of an hour", () => ({ limits: { timeoutMs: 3_600_000 } })],
+    ],
+  },
+  { method: "DELETE", route: "/v1/mcp-servers/:name", url: "/v1/mcp-servers/mcp-delete", auth: "key" },
+  {
+    method: "PATCH",
+    route: "/v1/mcp-servers/:name/tools/:tool",
+    url: "/v1/mcp-servers/mcp-patch/tools/echo",
+    auth: "key",
+    valid: () => ({ feeMicros: 1000, valueField: "order.total" }),
+    wrongTypes: { feeMicros: "1", sideEffect: 3, valueField: 7 },
+    unknownField: { body: () => ({ feeMicros: 1, price: 2 }), path: "price" },
+    absurd: [
+      ["a negative fee", () => ({ feeMicros: -1 })],
+      ["a fractional fee", () => ({ feeMicros: 1.5 })],
+      ["a fee of 10^15", () => ({ feeMicros: 1e15 })],
+      ["a value field that is not a path", () => ({ valueField: "a..b" })],
+      ["an unknown side effect", () => ({ sideEffect: "cosmic" })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/proposals",
+    url: "/v1/proposals",
+    auth: "key",
+    valid: () => ({ title: "Move invoices", domains: ["test/invoices"], action: { type: "create_tasks", tasks: [{ title: "move", domain: "test/invoices" }] } }),
+    wrongTypes: { title: 5, domains: "test/x", action: [] },
+    unknownField: { body: () => ({ title: "p", domains: ["test/x"], urgency: "high" }), path: "urgency" },
+    absurd: [
+      ["a 100 000-character title", () => ({ title: long(100_000), domains: ["test/x"] })],
+      ["no domains", () => ({ title: "p", domains: [] })],
+      ["10 000 domains", () => ({ title: "p", domains: Array.from({ length: 10_000 }, (_, i) => `test/d${i}`) })],
+      ["a glob instead of a domain path", () => ({ title: "p", domains: ["test/*"] })],
+      ["a NUL byte in the title", () => ({ title: "p\u0000q", domains: ["test/x"] })],
+      ["an unknown action", () => ({ title: "p", domains: ["test/x"], action: { type: "drop_database" } })],
+      ["an action creating 1000 tasks", () => ({ title: "p", domains: ["test/x"], action: { type: "create_tasks", tasks: Array.from({ length: 1000 }, () => ({ title: "t", domain: "test/x" })) } })],
+      ["a task with neither assignee nor domain", () => ({ title: "p", domains: ["test/x"], action: { type: "create_tasks", tasks: [{ title: "t" }] } })],
+      ["domains for an agent that does not exist", () => ({ title: "p", domains: ["test/x"], action: { type: "set_agent_domains", agent: "nobody-here", domains: ["test/*"] } })],
+    ],
+  },
+  {
+    method: "PATCH",
+    route: "/v1/proposals/settings",
+    url: "/v1/proposals/settings",
+    auth: "key",
+    valid: () => ({ approveAfterSeconds: 7200 }),
+    wrongTypes: { approveAfterSeconds: "1d", escalateAfterSeconds: [] },
+    unknownField: { body: () => ({ approveAfterSeconds: 3600, timeZone: "UTC" }), path: "timeZone" },
+    absurd: [
+      ["nothing to change", () => ({})],
+      ["a zero window", () => ({ approveAfterSeconds: 0 })],
+      ["a negative window", () => ({ escalateAfterSeconds: -60 })],
+      ["a ten-year window", () => ({ escalateAfterSeconds: 315_360_000 })],
+      ["a fractional window", () => ({ approveAfterSeconds: 3600.5 })],
+      ["approval after escalation", () => ({ approveAfterSeconds: 7200, escalateAfterSeconds: 3600 })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/proposals/:id/responses",
+    url: "/v1/proposals/{proposal.respond}/responses",
+    auth: "agent",
+    param: "id",
+    valid: () => ({ stance: "concern", comment: "check the totals" }),
+    wrongTypes: { stance: 1, comment: ["no"] },
+    unknownField: { body: () => ({ stance: "support", weight: 3 }), path: "weight" },
+    absurd: [
+      ["an unknown stance", () => ({ stance: "veto" })],
+      ["an empty comment", () => ({ stance: "block", comment: "" })],
+      ["a 100 000-character comment", () => ({ stance: "block", comment: long(100_000) })],
+      ["a NUL byte in the comment", () => ({ stance: "block", comment: "n\u0000o" })],
+    ],
+  },
+  {
+    method: "POST",
+    route: "/v1/proposals/:id/decide",
+    url: "/v1/proposals/{proposal.decide}/decide",
+    auth: "key",
+    param: "id",
+    valid: () => ({ decision: "reject", comment: "not now" }),
+    wrongTypes: { decision: true, comment: 5 },
+    unknownField: { body: () => ({ decision: "approve", force: true }), path: "force" },
+    absurd: [
+      ["an unknown decision", () => ({ decision: "maybe" })],
+      ["an empty comment", () => ({ decision: "reject", comment: "" })],
+    ],
+  },
+  {
     method: "PATCH",
     route: "/v1/tenant",
     url: "/v1/tenant",
@@ -436,6 +629,8 @@ const routes: WriteRoute[] = [
 ];
 
 const TABLES = [
+  "mcp_servers",
+  "mcp_tools",
   "tenants",
   "users",
   "memberships",
@@ -450,14 +645,22 @@ const TABLES = [
   "runs",
   "steps",
   "messages",
+  "memory_items",
+  "agent_memory",
+  "agent_drives",
+  "autonomy_days",
   "waitpoints",
   "budgets",
+  "policies",
   "budget_windows",
   "budget_reservations",
   "budget_alerts",
   "cost_ledger",
   "cost_settings",
   "price_overrides",
+  "proposals",
+  "proposal_responses",
+  "proposal_settings",
 ];
 
 async function counts(t: TestApp): Promise<Record<string, number>> {
@@ -502,7 +705,41 @@ async function setUp(t: TestApp): Promise<Env> {
     const res = await t.app.inject({ method: "POST", url: "/v1/budgets", headers: a.auth, payload: { scope: "tenant", window: "month", limitUsd: 100 } });
     budgets[route] = res.json().id;
   }
-  return { t, a, cookie: sessionCookie(login), victimKeyId: victim.id, agentAuth, tasks, runs, budgets };
+  // MCP server targets (never connected to) with one catalogue entry for the tool route.
+  for (const name of ["mcp-patch", "mcp-delete"]) {
+    const res = await t.app.inject({ method: "POST", url: "/v1/mcp-servers", headers: a.auth, payload: { name, transport: "http", url: "http://127.0.0.1:9/mcp" } });
+    expect(res.statusCode).toBe(201);
+    if (name === "mcp-patch") {
+      await t.db.database.pool.query(
+        `INSERT INTO mcp_tools (tenant_id, server_id, name, version, schema_hash, input_schema) VALUES ($1, $2, 'echo', 1, 'h', '{"type":"object"}')`,
+        [a.tenantId, res.json().id],
+      );
+    }
+  }
+  const policies: Record<string, string> = {};
+  for (const route of ["patch", "delete"]) {
+    const res = await t.app.inject({ method: "POST", url: "/v1/policies", headers: a.auth, payload: { name: `policy-${route}`, decision: "deny", match: { tool: "send_message" } } });
+    expect(res.statusCode).toBe(201);
+    policies[route] = res.json().id;
+  }
+  // Pending approvals on a run of their own (cancelling the manual run would cancel them).
+  const gated: string = (await t.app.inject({ method: "POST", url: "/v1/agents/task-agent/runs", headers: a.auth, payload: { input: "gated" } })).json().id;
+  const approvals: Record<string, string> = { approve: `wpt_${"a".repeat(26)}`, deny: `wpt_${"d".repeat(26)}` };
+  for (const [i, id] of Object.values(approvals).entries()) {
+    await t.db.database.pool.query(
+      `INSERT INTO waitpoints (tenant_id, id, run_id, agent_id, kind, ref, expires_at, payload)
+       SELECT $1, $2, $3, id, 'approval', 'create_task', now() + interval '1 day', jsonb_build_object('tool', 'create_task', 'toolUseId', $4::text, 'llmSeq', 0)
+       FROM agents WHERE tenant_id = $1 AND name = 'task-agent'`,
+      [a.tenantId, id, gated, `t${i}`],
+    );
+  }
+  const proposals: Record<string, string> = {};
+  for (const route of ["respond", "decide"]) {
+    const res = await t.app.inject({ method: "POST", url: "/v1/proposals", headers: a.auth, payload: { title: `${route} target`, domains: ["test/proposals"] } });
+    expect(res.statusCode).toBe(201);
+    proposals[route] = res.json().id;
+  }
+  return { t, a, cookie: sessionCookie(login), victimKeyId: victim.id, agentAuth, tasks, runs, budgets, policies, approvals, proposals };
 }
 
 let ip = 0;
@@ -513,7 +750,10 @@ const fillUrl = (e: Env, url: string) =>
     .replace("{key}", e.victimKeyId)
     .replace(/\{task\.(\w+)\}/, (_, name: string) => e.tasks[name]!)
     .replace(/\{run\.(\w+)\}/, (_, name: string) => e.runs[name]!)
-    .replace(/\{budget\.(\w+)\}/, (_, name: string) => e.budgets[name]!);
+    .replace(/\{budget\.(\w+)\}/, (_, name: string) => e.budgets[name]!)
+    .replace(/\{policy\.(\w+)\}/, (_, name: string) => e.policies[name]!)
+    .replace(/\{approval\.(\w+)\}/, (_, name: string) => e.approvals[name]!)
+    .replace(/\{proposal\.(\w+)\}/, (_, name: string) => e.proposals[name]!);
 
 function request(e: Env, route: WriteRoute, opts: { payload?: string | object; contentType?: string; url?: string; headers?: Record<string, string> }) {
   const auth = route.auth === "key" ? e.a.auth : route.auth === "agent" ? e.agentAuth : route.auth === "session" ? { cookie: e.cookie, origin: PUBLIC_URL } : {};
@@ -636,7 +876,7 @@ function paramCases(route: WriteRoute): Case[] {
 
 /** An Idempotency-Key that is too long or not visible ASCII. */
 function headerCases(route: WriteRoute): Case[] {
-  if (route.method !== "POST" || !["/v1/agents", "/v1/api-keys", "/v1/tasks", "/v1/budgets"].includes(route.route)) return [];
+  if (route.method !== "POST" || !["/v1/agents", "/v1/api-keys", "/v1/tasks", "/v1/budgets", "/v1/policies", "/v1/proposals"].includes(route.route)) return [];
   return [
     { name: "a 300-character Idempotency-Key", opts: (e) => ({ payload: route.valid!(e), headers: { "idempotency-key": long(300) } }), status: 400, code: "BAD_REQUEST" },
     { name: "an Idempotency-Key with spaces", opts: (e) => ({ payload: route.valid!(e), headers: { "idempotency-key": "two words" } }), status: 400, code: "BAD_REQUEST" },

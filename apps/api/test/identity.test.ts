@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { bootstrap, createServices, demoAgents, verifyPassword } from "@bosun/core";
+import { bootstrap, createServices, demoAgents, demoGatewayAgent, verifyPassword } from "@bosun/core";
 import { createDatabase, repo, withTenant } from "@bosun/db";
 import { createJobs } from "@bosun/jobs";
 import type { LightMyRequestResponse } from "fastify";
@@ -408,10 +408,10 @@ describe("headless initialisation (bootstrap)", () => {
     await expect(f.services.identity.login({ email: "ops@initech.example", password: "wrong password" })).rejects.toMatchObject({ code: "UNAUTHORIZED" });
 
     const { rows: agents } = await f.db.database.pool.query<{ name: string }>("SELECT name FROM agents WHERE tenant_id = $1 ORDER BY name", [r.tenantId]);
-    expect(agents.map((a) => a.name)).toEqual(demoAgents.map((d) => d.metadata.name).sort());
+    expect(agents.map((a) => a.name)).toEqual([...demoAgents, demoGatewayAgent].map((d) => d.metadata.name).sort());
 
     const before = await counts(f.db);
-    expect(before).toMatchObject({ tenants: 1, users: 1, api_keys: 1, agents: demoAgents.length });
+    expect(before).toMatchObject({ tenants: 1, users: 1, api_keys: 1, agents: demoAgents.length + 1 });
     const again = await bootstrap(f.services, env);
     expect(again).toEqual({ created: false });
     // A later start with other settings changes nothing either: its key does not work.
@@ -437,7 +437,7 @@ describe("headless initialisation (bootstrap)", () => {
       bootstrap(f.anotherProcess(), { BOSUN_INIT_API_KEY: keyB, BOSUN_INIT_ADMIN_PASSWORD: "password of process B", BOSUN_INIT_TENANT: "B" }),
     ]);
     expect(results.map((r) => r.created).sort()).toEqual([false, true]);
-    expect(await counts(f.db)).toMatchObject({ tenants: 1, users: 1, memberships: 1, api_keys: 1, agents: demoAgents.length });
+    expect(await counts(f.db)).toMatchObject({ tenants: 1, users: 1, memberships: 1, api_keys: 1, agents: demoAgents.length + 1 });
     const winner = results.find((r) => r.created)!;
     const { rows } = await f.db.database.pool.query("SELECT name FROM tenants");
     expect(rows).toEqual([{ name: winner.apiKey === keyA ? "A" : "B" }]);

@@ -38,8 +38,15 @@ interface Ctx {
   task: string;
   /** Tenant A's run, addressed by B. */
   run: string;
+  /** Tenant A's message to `agent` (also its thread's id), addressed by B. */
+  message: string;
   /** Tenant A's budget, addressed by B. */
   budget: string;
+  /** Tenant A's policy and pending approval, addressed by B. */
+  policy: string;
+  approval: string;
+  /** Tenant A's open proposal, addressed by B. */
+  proposal: string;
   /** Tenant A's budgets, prices and alerts: none may reach B. */
   aCostIds: string[];
   aAgentIds: string[];
@@ -122,6 +129,21 @@ const routes: RouteCase[] = [
       expect(problem(res).errors?.[0]?.path).toBe("to");
     },
   },
+  {
+    method: "GET",
+    route: "/v1/messages",
+    url: "/v1/messages",
+    scope: "read",
+    agentKey: "allowed",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(200);
+      expect(ids(res)).not.toContain(c.message);
+    },
+  },
+  { method: "GET", route: "/v1/messages/:id", url: "/v1/messages/{message}", scope: "read", agentKey: "allowed", cross: "not-found" },
+  { method: "GET", route: "/v1/threads/:id", url: "/v1/threads/{message}", scope: "read", agentKey: "allowed", cross: "not-found" },
+  { method: "GET", route: "/v1/agents/:name/memory", url: "/v1/agents/{agent}/memory", scope: "read", agentKey: "allowed", cross: "not-found" },
+  { method: "POST", route: "/v1/tasks/:id/promote", url: "/v1/tasks/{task}/promote", scope: "write", agentKey: "forbidden", cross: "not-found" },
   {
     method: "GET",
     route: "/v1/agents",
@@ -406,6 +428,68 @@ const routes: RouteCase[] = [
   },
   {
     method: "GET",
+    route: "/v1/policies",
+    url: "/v1/policies?limit=200",
+    scope: "read",
+    agentKey: "forbidden",
+    cross: (res) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json().items).toEqual([]);
+    },
+  },
+  {
+    method: "POST",
+    route: "/v1/policies",
+    url: "/v1/policies",
+    scope: "admin",
+    // On A's agent, with the Idempotency-Key A used for this exact body.
+    body: (c) => ({ name: "shared-policy", agent: c.agent, match: { tool: "send_message" }, decision: "deny" }),
+    headers: { "idempotency-key": "shared-idem-policy" },
+    agentKey: "forbidden",
+    cross: (res) => {
+      expect(res.statusCode).toBe(422);
+      expect(res.headers["idempotent-replayed"]).toBeUndefined();
+      expect(problem(res)).toMatchObject({ code: "VALIDATION", errors: [{ path: "agent", message: "no such agent" }] });
+    },
+  },
+  { method: "GET", route: "/v1/policies/:id", url: "/v1/policies/{policy}", scope: "read", agentKey: "forbidden", cross: "not-found" },
+  { method: "PATCH", route: "/v1/policies/:id", url: "/v1/policies/{policy}", scope: "admin", body: () => ({ priority: 1 }), agentKey: "forbidden", cross: "not-found" },
+  { method: "DELETE", route: "/v1/policies/:id", url: "/v1/policies/{policy}", scope: "admin", agentKey: "forbidden", cross: "not-found" },
+  {
+    method: "GET",
+    route: "/v1/approvals",
+    url: "/v1/approvals?limit=200",
+    scope: "read",
+    agentKey: "forbidden",
+    cross: (res) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json().items).toEqual([]);
+    },
+  },
+  { method: "GET", route: "/v1/approvals/:id", url: "/v1/approvals/{approval}", scope: "read", agentKey: "forbidden", cross: "not-found" },
+  {
+    method: "POST",
+    route: "/v1/approvals/:id/approve",
+    url: "/v1/approvals/{approval}/approve",
+    scope: "write",
+    body: () => ({ comment: "from the other tenant" }),
+    agentKey: "forbidden",
+    cross: "not-found",
+  },
+  { method: "POST", route: "/v1/approvals/:id/deny", url: "/v1/approvals/{approval}/deny", scope: "write", body: () => ({}), agentKey: "forbidden", cross: "not-found" },
+  {
+    method: "GET",
+    route: "/v1/inbox",
+    url: "/v1/inbox?limit=200",
+    scope: "read",
+    agentKey: "forbidden",
+    cross: (res) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json().items).toEqual([]);
+    },
+  },
+  {
+    method: "GET",
     route: "/v1/me",
     url: "/v1/me",
     scope: "read",
@@ -413,6 +497,18 @@ const routes: RouteCase[] = [
     cross: (res, c) => {
       expect(res.statusCode).toBe(200);
       expect(res.json().tenant.id).toBe(c.b.tenantId);
+    },
+  },
+  {
+    // Deployment configuration, not tenant data: every tenant's admin sees the same workers.
+    method: "GET",
+    route: "/v1/settings/deployment",
+    url: "/v1/settings/deployment",
+    scope: "admin",
+    agentKey: "forbidden",
+    cross: (res) => {
+      expect(res.statusCode).toBe(200);
+      expect(Object.keys(res.json()).sort()).toEqual(["note", "providers", "smtp", "workers"]);
     },
   },
   {
@@ -456,6 +552,162 @@ const routes: RouteCase[] = [
       expect(me.json().tenant.id).toBe(c.b.tenantId);
     },
   },
+  {
+    method: "GET",
+    route: "/v1/mcp-servers",
+    url: "/v1/mcp-servers?limit=200",
+    scope: "read",
+    agentKey: "allowed",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(200);
+      for (const id of c.aCostIds) expect(ids(res)).not.toContain(id);
+    },
+  },
+  {
+    method: "POST",
+    route: "/v1/mcp-servers",
+    url: "/v1/mcp-servers",
+    scope: "admin",
+    // With the Idempotency-Key A used: B's own server is created, A's response is not replayed.
+    body: () => ({ name: "b-mcp", transport: "http", url: "http://127.0.0.1:9/mcp" }),
+    headers: { "idempotency-key": "shared-idem-mcp" },
+    agentKey: "forbidden",
+    cross: async (res, c) => {
+      expect(res.statusCode).toBe(201);
+      expect(res.headers["idempotent-replayed"]).toBeUndefined();
+      expect(res.json().name).toBe("b-mcp");
+      expect((await inject({ method: "DELETE", url: "/v1/mcp-servers/b-mcp", headers: c.b.auth })).statusCode).toBe(200);
+    },
+  },
+  { method: "GET", route: "/v1/mcp-servers/:name", url: "/v1/mcp-servers/a-mcp", scope: "read", agentKey: "allowed", cross: "not-found" },
+  { method: "PATCH", route: "/v1/mcp-servers/:name", url: "/v1/mcp-servers/a-mcp", scope: "admin", body: () => ({ status: "disabled" }), agentKey: "forbidden", cross: "not-found" },
+  { method: "DELETE", route: "/v1/mcp-servers/:name", url: "/v1/mcp-servers/a-mcp", scope: "admin", agentKey: "forbidden", cross: "not-found" },
+  { method: "POST", route: "/v1/mcp-servers/:name/refresh", url: "/v1/mcp-servers/a-mcp/refresh", scope: "admin", agentKey: "forbidden", cross: "not-found" },
+  { method: "GET", route: "/v1/mcp-servers/:name/tools", url: "/v1/mcp-servers/a-mcp/tools", scope: "read", agentKey: "allowed", cross: "not-found" },
+  {
+    method: "PATCH",
+    route: "/v1/mcp-servers/:name/tools/:tool",
+    url: "/v1/mcp-servers/a-mcp/tools/echo",
+    scope: "admin",
+    body: () => ({ feeMicros: 1 }),
+    agentKey: "forbidden",
+    cross: "not-found",
+  },
+  {
+    method: "GET",
+    route: "/v1/tools",
+    url: "/v1/tools?limit=200",
+    scope: "read",
+    agentKey: "allowed",
+    cross: (res) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json().items).toEqual([]);
+    },
+  },
+  {
+    method: "GET",
+    route: "/v1/proposals",
+    url: "/v1/proposals?limit=200",
+    scope: "read",
+    agentKey: "allowed",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(200);
+      expect(ids(res)).not.toContain(c.proposal);
+    },
+  },
+  {
+    method: "POST",
+    route: "/v1/proposals",
+    url: "/v1/proposals",
+    scope: "write",
+    // The body and Idempotency-Key tenant A used for its proposal.
+    body: () => ({ title: "shared proposal", domains: ["test/shared"] }),
+    headers: { "idempotency-key": "shared-idem-proposal" },
+    agentKey: "allowed",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(201);
+      expect(res.headers["idempotent-replayed"]).toBeUndefined();
+      expect(res.json().id).not.toBe(c.proposal);
+      // Asked: B's agents covering the domain (B's own alpha-post and alpha-put may exist by now), never A's.
+      const asked = res.json().responses as { agent: string; agentId: string }[];
+      expect(asked.map((r) => r.agent)).toContain("beta");
+      for (const r of asked) expect(c.aAgentIds).not.toContain(r.agentId);
+    },
+  },
+  {
+    method: "GET",
+    route: "/v1/proposals/settings",
+    url: "/v1/proposals/settings",
+    scope: "read",
+    agentKey: "allowed",
+    cross: (res) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({ approveAfterSeconds: 86_400, escalateAfterSeconds: 172_800 });
+    },
+  },
+  {
+    method: "PATCH",
+    route: "/v1/proposals/settings",
+    url: "/v1/proposals/settings",
+    scope: "admin",
+    body: () => ({ approveAfterSeconds: 600 }),
+    agentKey: "forbidden",
+    cross: async (res, c) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({ approveAfterSeconds: 600, escalateAfterSeconds: 172_800 });
+      const back = await inject({ method: "PATCH", url: "/v1/proposals/settings", headers: c.b.auth, payload: { approveAfterSeconds: 86_400 } });
+      expect(back.statusCode).toBe(200);
+    },
+  },
+  { method: "GET", route: "/v1/proposals/:id", url: "/v1/proposals/{proposal}", scope: "read", agentKey: "allowed", cross: "not-found" },
+  {
+    method: "POST",
+    route: "/v1/proposals/:id/responses",
+    url: "/v1/proposals/{proposal}/responses",
+    scope: "write",
+    body: () => ({ stance: "block" }),
+    agentKey: "allowed",
+    cross: async (res, c) => {
+      // B's people do not respond at all; B's own agent does not find A's proposal.
+      expect(res.statusCode).toBe(403);
+      const beta = await createKey(t.app, c.b, { scopes: ["write"], agent: "beta" });
+      const asAgent = await inject({ method: "POST", url: `/v1/proposals/${c.proposal}/responses`, headers: beta.auth, payload: { stance: "block" } });
+      expect(asAgent.statusCode).toBe(404);
+      expect(problem(asAgent).code).toBe("NOT_FOUND");
+    },
+  },
+  {
+    method: "POST",
+    route: "/v1/proposals/:id/decide",
+    url: "/v1/proposals/{proposal}/decide",
+    scope: "write",
+    body: () => ({ decision: "approve" }),
+    agentKey: "forbidden",
+    cross: "not-found",
+  },
+  {
+    method: "GET",
+    route: "/v1/audit",
+    url: "/v1/audit?limit=200",
+    scope: "admin",
+    agentKey: "forbidden",
+    cross: (res, c) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json().items.length).toBeGreaterThan(0); // B's own events: the list works
+      for (const e of res.json().items as { target: { id: string } }[]) expect(e.target.id).not.toBe(c.a.tenantId);
+    },
+  },
+  {
+    method: "GET",
+    route: "/v1/audit/verify",
+    url: "/v1/audit/verify",
+    scope: "admin",
+    agentKey: "forbidden",
+    cross: (res) => {
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ ok: true, firstBroken: null });
+    },
+  },
 ];
 
 /** Reachable without credentials (`config: { public: true }`). */
@@ -476,7 +728,11 @@ const fill = (url: string) =>
     .replace("{key}", c.key)
     .replace("{task}", c.task)
     .replace("{run}", c.run)
-    .replace("{budget}", c.budget);
+    .replace("{message}", c.message)
+    .replace("{budget}", c.budget)
+    .replace("{policy}", c.policy)
+    .replace("{approval}", c.approval)
+    .replace("{proposal}", c.proposal);
 
 function call(row: RouteCase, headers: Headers, url = fill(row.url)) {
   const mutating = row.method !== "GET";
@@ -508,7 +764,14 @@ async function snapshotA() {
       ${part("prices", "SELECT id, provider, model, input_micros_per_mtok, effective_from FROM price_overrides WHERE tenant_id = $1 ORDER BY id")},
       ${part("costSettings", "SELECT allow_unpriced_models, compute_micros_per_hour, alert_emails FROM cost_settings WHERE tenant_id = $1")},
       ${part("alerts", "SELECT id, status FROM budget_alerts WHERE tenant_id = $1 ORDER BY id")},
-      ${part("ledger", "SELECT count(*)::int AS n, sum(cost_micros)::bigint AS cost FROM cost_ledger WHERE tenant_id = $1")}
+      ${part("policies", "SELECT id, name, agent_id, priority, tool_pattern, decision, updated_at FROM policies WHERE tenant_id = $1 ORDER BY id")},
+      ${part("waitpoints", "SELECT id, status, resolution, resolved_at FROM waitpoints WHERE tenant_id = $1 ORDER BY id")},
+      ${part("ledger", "SELECT count(*)::int AS n, sum(cost_micros)::bigint AS cost FROM cost_ledger WHERE tenant_id = $1")},
+      ${part("proposals", "SELECT id, status, due_at, decided_at, applied_at, updated_at FROM proposals WHERE tenant_id = $1 ORDER BY id")},
+      ${part("proposalResponses", "SELECT proposal_id, agent_id, stance, comment FROM proposal_responses WHERE tenant_id = $1 ORDER BY proposal_id, agent_id")},
+      ${part("proposalSettings", "SELECT approve_after_seconds, escalate_after_seconds FROM proposal_settings WHERE tenant_id = $1")},
+      ${part("mcpServers", "SELECT id, name, url, status, calls_per_minute, updated_at FROM mcp_servers WHERE tenant_id = $1 ORDER BY id")},
+      ${part("mcpTools", "SELECT server_id, name, version, fee_micros, current FROM mcp_tools WHERE tenant_id = $1 ORDER BY server_id, name, version")}
     ) AS snapshot`,
     [c.a.tenantId],
   );
@@ -577,6 +840,8 @@ beforeAll(async () => {
 
   const run = await inject({ method: "POST", url: "/v1/agents/alpha/runs", headers: a.auth, payload: { input: "tenant A's run" } });
   expect(run.statusCode).toBe(201);
+  const message = await inject({ method: "POST", url: "/v1/messages", headers: a.auth, payload: { to: "alpha", body: "tenant A's message" } });
+  expect(message.statusCode).toBe(201);
   // Tenant A's cost data: a budget (with the Idempotency-Key B reuses), a price, settings,
   // a charge in the ledger and its rollup, and an alert.
   const budget = await inject({
@@ -606,6 +871,44 @@ beforeAll(async () => {
      VALUES ($1, $2, $3, 'w', 50, $4, now(), 2500000, 5000000, 'unsent')`,
     [a.tenantId, alertId, budget.json().id, alpha.id],
   );
+  // Tenant A's MCP server (never reached: nothing here lists it) and one catalogue entry.
+  const mcp = await inject({
+    method: "POST",
+    url: "/v1/mcp-servers",
+    headers: { ...a.auth, "idempotency-key": "shared-idem-mcp" },
+    payload: { name: "b-mcp", transport: "http", url: "http://127.0.0.1:9/mcp" },
+  });
+  expect(mcp.statusCode).toBe(201);
+  expect((await inject({ method: "PATCH", url: "/v1/mcp-servers/b-mcp", headers: a.auth, payload: { url: "http://127.0.0.1:9/a" } })).statusCode).toBe(200);
+  await t.db.database.pool.query(`UPDATE mcp_servers SET name = 'a-mcp' WHERE id = $1`, [mcp.json().id]);
+  await t.db.database.pool.query(
+    `INSERT INTO mcp_tools (tenant_id, server_id, name, version, schema_hash, input_schema) VALUES ($1, $2, 'echo', 1, 'h', '{"type":"object"}')`,
+    [a.tenantId, mcp.json().id],
+  );
+  // Tenant A's policy (with the Idempotency-Key B reuses) and a pending approval on A's run.
+  const policy = await inject({
+    method: "POST",
+    url: "/v1/policies",
+    headers: { ...a.auth, "idempotency-key": "shared-idem-policy" },
+    payload: { name: "shared-policy", agent: "alpha", match: { tool: "send_message" }, decision: "deny" },
+  });
+  expect(policy.statusCode).toBe(201);
+  const approvalId = "wpt_00000000000000000000000000";
+  await t.db.database.pool.query(
+    `INSERT INTO waitpoints (tenant_id, id, run_id, agent_id, kind, ref, expires_at, payload)
+     VALUES ($1, $2, $3, $4, 'approval', 'create_task', now() + interval '1 day', '{"tool": "create_task", "toolUseId": "t1", "llmSeq": 0}')`,
+    [a.tenantId, approvalId, run.json().id, alpha.id],
+  );
+  expect((await inject({ url: "/v1/inbox", headers: a.auth })).json().items).toMatchObject([{ kind: "approval", id: approvalId }]);
+  // Tenant A's open proposal (with the Idempotency-Key B reuses) and its own proposal windows.
+  const proposal = await inject({
+    method: "POST",
+    url: "/v1/proposals",
+    headers: { ...a.auth, "idempotency-key": "shared-idem-proposal" },
+    payload: { title: "shared proposal", domains: ["test/shared"] },
+  });
+  expect(proposal.statusCode).toBe(201);
+  expect((await inject({ method: "PATCH", url: "/v1/proposals/settings", headers: a.auth, payload: { approveAfterSeconds: 3600 } })).statusCode).toBe(200);
   const aKeyIds = (await t.db.database.pool.query<{ id: string }>("SELECT id FROM api_keys WHERE tenant_id = $1", [a.tenantId])).rows.map((r) => r.id);
   c = {
     a,
@@ -616,9 +919,13 @@ beforeAll(async () => {
     key: readA.id,
     task: task.json().id,
     run: run.json().id,
+    message: message.json().id,
     aRunIds: [run.json().id],
     budget: budget.json().id,
-    aCostIds: [budget.json().id, price.json().id, alertId],
+    aCostIds: [budget.json().id, price.json().id, alertId, mcp.json().id, policy.json().id, approvalId, proposal.json().id],
+    policy: policy.json().id,
+    approval: approvalId,
+    proposal: proposal.json().id,
     aAgentIds: [alpha.id, alphaPut.id, alphaPost.json().id],
     aKeyIds,
     aTaskIds: [before.json().id, task.json().id],

@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import { hostname } from "node:os";
 import {
   type AgentRuntime,
@@ -5,10 +6,17 @@ import {
   alertDelivery,
   type DomainServices,
   type Mailer,
+  dreamer,
+  dreamTick,
+  memorySweep,
   providerCache,
+  providerCapabilities,
+  reportWorker,
+  reportWorkerStopped,
   rollupCosts,
   runtimeSweep,
   scheduleTick,
+  smtpCapability,
   sweepReservations,
 } from "@bosun/core";
 import { withSystem } from "@bosun/db";
@@ -35,11 +43,19 @@ export interface WorkerOptions {
   mailer?: Mailer | null;
   /** The console's URL, for links in alert emails (default BOSUN_PUBLIC_URL, else http://HOST:PORT). */
   publicUrl?: string;
+  /** Model providers for dream cycles (default: the real ones, by agent model spec). */
+  provider?: Parameters<typeof dreamer>[0]["provider"];
   /** How often the daily cost rollups are refreshed (default BOSUN_ROLLUP_MS, else 60 s). */
   rollupMs?: number;
+  /** This worker's id in the `workers` table (default: host:pid:random). */
+  id?: string;
+  /** How often this worker refreshes its row in `workers` (default 30 s). */
+  reportMs?: number;
 }
 
 export interface Worker {
+  /** This worker's id in the `workers` table. */
+  id: string;
   /** One pass of the periodic work, now (tests and benchmarks call it). */
   tick(): Promise<void>;
   stop(): Promise<void>;
@@ -60,12 +76,33 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
   if (!mailer) {
     logger.warn("SMTP_URL is not set: budget alerts are kept and listed at GET /v1/alerts but not emailed; set SMTP_URL (e.g. smtp://localhost:1025 for Mailpit)");
   }
+  // What this worker can do, for the console's Settings page: SMTP without its credentials.
+  const id = opts.id ?? workerId();
+  const mailFrom = process.env.BOSUN_MAIL_FROM ?? DEFAULT_FROM;
+  const capabilities = {
+    id,
+    version: WORKER_VERSION,
+    startedAt: new Date(),
+    // A mailer passed in (tests, embedding) has no URL to describe: configured, host unknown.
+    smtp:
+      opts.mailer === undefined
+        ? smtpCapability(process.env.SMTP_URL, mailFrom)
+        : { configured: opts.mailer !== null, host: null, port: null, secure: null, from: opts.mailer ? mailFrom : null },
+    providers: providerCapabilities(process.env),
+  };
+  await reportWorker(services.database, capabilities);
+  const report = () => reportWorker(services.database, capabilities).catch((err) => logger.warn({ err }, "worker report failed"));
+  const reportTimer = setInterval(() => void report(), opts.reportMs ?? 30_000);
+  reportTimer.unref();
   const alerts = alertDelivery({ database: services.database, mailer, publicUrl: opts.publicUrl ?? defaultPublicUrl(), log: logger });
+  const dreams = dreamer({ database: services.database, jobs, provider: opts.provider ?? providerCache() });
   const handlers: Handlers = {
     "agent.schedule.sync": (p) => services.agents.syncSchedule(p),
     "alert.send": (p) => alerts.deliver(p),
     "costs.rollup": () => rollupCosts(services.database),
     ...(runtime ? { "agent.wake": (p: JobPayload<"agent.wake">) => runtime.wake(p) } : {}),
+    // Dream cycles run where agents run (they call the agents' models).
+    ...(runtime ? { "agent.dream": (p: JobPayload<"agent.dream">) => dreams.dream(p) } : {}),
   };
   await jobs.start();
   for (const name of Object.keys(handlers) as JobName[]) {
@@ -119,8 +156,10 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       const sweeps = [
         ...(opts.sweeps ?? []),
         ...(runtime
-          ? [() => services.tasks.recoverExpiredLeases(), () => runtimeSweep({ database: services.database, jobs }), () => sweepReservations(services.database)]
+          ? [() => services.tasks.recoverExpiredLeases(), () => runtimeSweep({ database: services.database, jobs }), () => sweepReservations(services.database), () => memorySweep(services.database), () => dreamTick({ database: services.database, jobs })]
           : []),
+        // The proposal timer: approves by silence and escalates at the tenant's windows.
+        () => services.proposals.evaluateDue(),
         rollup,
       ];
       for (const sweep of sweeps) {
@@ -140,13 +179,16 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
   logger.info({ queues: Object.keys(handlers) }, "worker started");
   return {
     tick,
+    id,
     async stop() {
       clearInterval(timer);
+      clearInterval(reportTimer);
       // Runs stop after their current step and release their leases (waking the agent
       // again, so another worker carries on), then pg-boss lets in-flight jobs finish.
       runtime?.stop();
       await ticking;
       await jobs.stop({ graceful: true, timeout: 15_000 });
+      await reportWorkerStopped(services.database, id).catch((err) => logger.warn({ err }, "could not mark the worker stopped"));
       logger.info("worker stopped");
     },
   };
@@ -158,6 +200,7 @@ export function createRuntime(services: DomainServices, jobs: Jobs, opts: { work
     database: services.database,
     jobs,
     tasks: services.tasks,
+    proposals: services.proposals,
     provider: providerCache(),
     workerId: opts.workerId ?? workerId(),
     leaseTtlSeconds: opts.leaseTtlSeconds ?? 60,
@@ -166,7 +209,7 @@ export function createRuntime(services: DomainServices, jobs: Jobs, opts: { work
 }
 
 /** Budget alerts over SMTP (`smtp://user:pass@host:port`, `smtps://…`), from BOSUN_MAIL_FROM. */
-export function smtpMailer(url: string, from = process.env.BOSUN_MAIL_FROM ?? "Bosun <alerts@bosun.local>"): Mailer {
+export function smtpMailer(url: string, from = process.env.BOSUN_MAIL_FROM ?? DEFAULT_FROM): Mailer {
   const transport = nodemailer.createTransport(url);
   return {
     async send(m) {
@@ -174,6 +217,9 @@ export function smtpMailer(url: string, from = process.env.BOSUN_MAIL_FROM ?? "B
     },
   };
 }
+
+const DEFAULT_FROM = "Bosun <alerts@bosun.local>";
+const WORKER_VERSION: string = createRequire(import.meta.url)("../package.json").version;
 
 function defaultPublicUrl() {
   const host = process.env.HOST ?? "127.0.0.1";

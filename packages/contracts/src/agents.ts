@@ -76,8 +76,41 @@ export const descriptorSchema = z
           type: z.enum(["persistent", "ephemeral"]).default("persistent"),
           retention_days: z.number().int().min(1).max(3650).default(90),
           working_tokens: z.number().int().min(100).max(200_000).default(2000),
+          /**
+           * Dream cycles (memory consolidation): nightly at `hour` in the tenant's time zone,
+           * or earlier when working memory fills up; each with its own output and USD caps.
+           * `script` is for the offline scripted provider (what the dream's model answers).
+           */
+          dream: z
+            .strictObject({
+              hour: z.number().int().min(0).max(23).default(3),
+              max_tokens: z.number().int().min(256).max(32_000).default(2048),
+              usd_per_invocation: usd.optional(),
+              script: z
+                .array(
+                  z.union([
+                    z.strictObject({ call: z.string().min(1).max(200), input: z.record(z.string(), z.unknown()).optional() }),
+                    z.strictObject({ say: z.string().max(10_000) }),
+                  ]),
+                )
+                .max(20)
+                .optional(),
+            })
+            .optional(),
         })
         .default({ type: "persistent", retention_days: 90, working_tokens: 2000 }),
+      /**
+       * What the agent may do on its own initiative (drive consultations): `none` (drives are
+       * not consulted), `propose` (tasks it creates wait in the backlog for a person to
+       * promote) or `act` (tasks are queued), at most `tasks_per_day` per tenant-local day.
+       * Absent: `propose`, 3 a day.
+       */
+      autonomy: z
+        .strictObject({
+          level: z.enum(["none", "propose", "act"]).default("propose"),
+          tasks_per_day: z.number().int().min(0).max(1000).default(3),
+        })
+        .optional(),
       tools: z.array(z.string().min(1).max(500)).max(200).default([]),
       domains: z.array(z.string().min(1).max(200)).max(200).default([]),
       schedule: z.strictObject({ every: durationSchema }).optional(),

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { agentNameSchema } from "./agents";
 import { actorSchema } from "./common";
 
-export const taskStatusSchema = z.enum(["queued", "claimed", "in_progress", "in_review", "done", "failed", "cancelled", "escalated"]);
+export const taskStatusSchema = z.enum(["backlog", "queued", "claimed", "in_progress", "in_review", "done", "failed", "cancelled", "escalated"]);
 export type TaskStatus = z.infer<typeof taskStatusSchema>;
 
 export const taskIdSchema = z

@@ -11,12 +11,58 @@ export interface AuditEntry {
 }
 
 /** Writes the audit event for a mutation, in the mutation's own transaction. */
-export function audit(tx: Db, actor: Actor, entry: AuditEntry, requestId?: string) {
-  return repo.appendAudit(tx, {
-    tenantId: actor.tenantId,
-    id: newId("aud"),
-    ...auditActor(actor),
-    ...entry,
-    requestId,
-  });
+export async function audit(tx: Db, actor: Actor, entry: AuditEntry, requestId?: string): Promise<void> {
+  const input = { tenantId: actor.tenantId, id: newId("aud"), ...auditActor(actor), ...entry, requestId };
+  const held = deferred.get(tx.$client);
+  if (held) held.inputs.push(input);
+  else await repo.appendAudits(tx, [input]);
+}
+
+/**
+ * Audit events held back to the end of their transaction (see deferAudits), by connection,
+ * with the count at each savepoint so a rollback to it drops the events written since.
+ */
+const deferred = new WeakMap<object, { inputs: repo.AuditInput[]; marks: Map<string, number> }>();
+const SAVEPOINT = /^\s*(rollback\s+to\s+)?savepoint\s+("?[\w$]+"?)\s*;?\s*$/i;
+
+/**
+ * Runs `fn` (the body of a transaction on `tx`, from withTenant or withSystem) and writes
+ * the audit events it made at its end, in order, sent with the COMMIT (`commitWith`).
+ * Appending to the tenant's hash chain row-locks the chain's head until the commit, and
+ * every audited transaction of the tenant waits for that lock: written last, the lock is
+ * held for one round trip (the append and the commit), not for the rest of the work. The
+ * events are the same, in the same order, in the same transaction.
+ */
+export async function deferAudits<T>(tx: Db, fn: () => Promise<T>): Promise<T> {
+  const client = tx.$client as unknown as { query: (...args: unknown[]) => unknown };
+  if (deferred.has(client)) return fn();
+  const held = { inputs: [] as repo.AuditInput[], marks: new Map<string, number>() };
+  const own = Object.hasOwn(client, "query");
+  const query = client.query;
+  client.query = function (this: unknown, ...args: unknown[]) {
+    const q = args[0] as string | { text?: unknown } | undefined;
+    const text = typeof q === "string" ? q : typeof q?.text === "string" ? q.text : "";
+    const m = text.length < 200 ? SAVEPOINT.exec(text) : null;
+    if (m) {
+      const name = m[2]!.replaceAll('"', "");
+      if (m[1]) held.inputs.length = Math.min(held.inputs.length, held.marks.get(name) ?? held.inputs.length);
+      else held.marks.set(name, held.inputs.length);
+    }
+    return query.apply(this, args);
+  };
+  deferred.set(client, held);
+  const restore = () => {
+    deferred.delete(client);
+    if (own) client.query = query;
+    else delete (client as { query?: unknown }).query;
+  };
+  let result: T;
+  try {
+    result = await fn();
+  } finally {
+    restore();
+  }
+  // Sent with the COMMIT: the chain's head is locked from here for one round trip.
+  await repo.appendAudits(tx, held.inputs, { atCommit: true });
+  return result;
 }

@@ -1,10 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { type AgentDescriptorInput, emailSchema, passwordSchema } from "@bosun/contracts";
-import type { Database } from "@bosun/db";
+import { type Database, repo, withTenant } from "@bosun/db";
 import type { Actor } from "./actor";
 import type { AgentService } from "./agents/service";
 import { isValidKeyFormat } from "./api-keys";
 import { AppError } from "./errors";
+import { bootstrapGatewayDemo } from "./gateway/demo";
+import { bootstrapMemoryDemo, demoDreamScript } from "./memory/demo";
+import type { GatewayService } from "./gateway/service";
 import type { IdentityService } from "./identity";
 import type { TaskService } from "./tasks/service";
 
@@ -34,7 +37,8 @@ export const demoAgents: AgentDescriptorInput[] = [
       model: { provider: "scripted", name: "scripted-small", pinned_revision: "2026-01-01" },
       soul: "You are the finance team's reconciliation agent. You are careful, terse and never guess an amount.",
       drives: [{ name: "ledger-accuracy", question: "Are all invoices reconciled within a day?", every: "1d" }],
-      memory: { type: "persistent", retention_days: 90, working_tokens: 2000 },
+      // Its seeded memories are consolidated by a scripted dream soon after the first start (memory/demo.ts).
+      memory: { type: "persistent", retention_days: 90, working_tokens: 2000, dream: { script: demoDreamScript } },
       tools: ["mcp://gateway/ledger/read"],
       domains: ["finance/*"],
       schedule: { every: "15m" },
@@ -83,7 +87,7 @@ const BOOTSTRAP_LOCK = 4_242_002;
  * start together from both bootstrapping.
  */
 export async function bootstrap(
-  deps: { database: Database; identity: IdentityService; agents: AgentService; tasks?: TaskService },
+  deps: { database: Database; identity: IdentityService; agents: AgentService; tasks?: TaskService; gateway?: GatewayService },
   rawEnv: BootstrapEnv,
   opts: { demoAgents?: boolean } = {},
 ): Promise<BootstrapResult> {
@@ -114,7 +118,7 @@ export async function bootstrap(
 }
 
 async function createFirstTenant(
-  deps: { database: Database; identity: IdentityService; agents: AgentService; tasks?: TaskService },
+  deps: { database: Database; identity: IdentityService; agents: AgentService; tasks?: TaskService; gateway?: GatewayService },
   env: BootstrapEnv,
   opts: { demoAgents?: boolean },
 ): Promise<BootstrapResult> {
@@ -145,12 +149,16 @@ async function createFirstTenant(
       keyId: null,
     };
     for (const d of demoAgents) await deps.agents.apply(actor, d.metadata.name, d);
+    const finance = await withTenant(deps.database, result.tenant.id, (tx) => repo.getAgentByName(tx, { tenantId: result.tenant.id, name: "reconciliation-finance" }));
+    if (finance) await bootstrapMemoryDemo(deps.database, { tenantId: result.tenant.id, agentId: finance.id });
     // Work for the demo fleet, so that the first start shows agents taking and finishing tasks.
     if (deps.tasks) {
       for (const t of demoTasks) {
         await deps.tasks.create(actor, { body: "", priority: 50, depends_on: [], requires_review: false, max_attempts: 3, ...t });
       }
     }
+    // The MCP gateway demo: server-everything and an agent whose second call waits for approval.
+    if (deps.gateway) await bootstrapGatewayDemo({ gateway: deps.gateway, agents: deps.agents, tasks: deps.tasks }, actor);
   }
   return { created: true, tenantId: result.tenant.id, email, password, apiKey: result.apiKey.key!, passwordGenerated };
 }

@@ -19,7 +19,7 @@ export function newId(prefix: IdPrefix): string {
   return `${prefix}_${time.join("")}${rand}`;
 }
 
-export type IdPrefix = "ten" | "usr" | "key" | "agt" | "aud" | "tsk" | "run" | "msg" | "wpt" | "bud" | "prc" | "chg" | "rsv" | "alr";
+export type IdPrefix = "ten" | "usr" | "key" | "agt" | "aud" | "tsk" | "run" | "msg" | "wpt" | "bud" | "prc" | "chg" | "rsv" | "alr" | "pol" | "prp" | "mem" | "brd" | "mcp";
 
 export const isId = (prefix: IdPrefix, value: string) => new RegExp(`^${prefix}_[0-9a-z]{26}$`).test(value);
 

@@ -29,6 +29,14 @@ export const jobs = {
     queue: { policy: "short", retryLimit: 3, retryDelay: 1, retryBackoff: true, expireInSeconds: 900, notify: true },
     description: "Looks at an agent's inbox (tasks, messages, resolved waitpoints) and runs it if there is work.",
   },
+  "agent.dream": {
+    payload: z.object({ tenantId: z.string(), agentId: z.string(), reason: z.enum(["schedule", "debt", "manual"]) }),
+    // `stately` per agent (singletonKey): at most one queued and one active dream per agent,
+    // however many ticks find it due. The dream lease on agent_memory is the real mutex; a
+    // dream with nothing new is skipped without a model call.
+    queue: { policy: "stately", retryLimit: 2, retryDelay: 30, retryBackoff: true, expireInSeconds: 600 },
+    description: "Consolidates an agent's working memory (a dream cycle) when it is due.",
+  },
   "alert.send": {
     payload: z.object({ tenantId: z.string(), alertId: z.string() }),
     // Enqueued by the settle that claims a budget threshold crossing, in its transaction.

@@ -8,8 +8,6 @@ import {
   runDetailSchema,
   runListQuerySchema,
   runSchema,
-  sendMessageBodySchema,
-  sentMessageSchema,
   startRunBodySchema,
   stepSchema,
   usageBodySchema,
@@ -18,6 +16,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { actorOf } from "../plugins/auth";
+import { idempotencyOf, sendCreated } from "../plugins/idempotency";
 import type { Services } from "../services";
 
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 422: problemSchema };
@@ -59,12 +58,16 @@ export function runRoutes(app: FastifyInstance, s: Services) {
       schema: {
         tags,
         summary: "An external agent reports model usage on its own run (agent key)",
+        description:
+          "Records a `usage` step and charges it to the cost ledger at the model's price. The usage happened already, so it is recorded even past a hard budget; " +
+          "the answer is then 402 BUDGET_EXCEEDED (the report is on the books): stop working. An unpriced model is refused (422, nothing recorded) unless the tenant allows unpriced models. " +
+          "A report sent again with the same `reportId` or Idempotency-Key is charged once.",
         params: runParams,
         body: usageBodySchema,
-        response: { 201: stepSchema, ...errors },
+        response: { 201: stepSchema, 402: problemSchema, ...errors },
       },
     },
-    async (req, reply) => reply.code(201).send(await s.runs.reportUsage(actorOf(req), req.params.id, req.body)),
+    async (req, reply) => sendCreated(reply, await s.runs.reportUsage(actorOf(req), req.params.id, req.body, idempotencyOf(req)?.key, req.id)),
   );
 
   r.post(
@@ -81,19 +84,12 @@ export function runRoutes(app: FastifyInstance, s: Services) {
       schema: {
         tags,
         summary: "Start a run of an agent with an input; with an agent's own key, an external run to report usage on",
+        description: "With an agent's own key, refused with 402 BUDGET_EXCEEDED while one of the agent's hard budgets is spent.",
         params: z.object({ name: agentNameSchema }),
         body: startRunBodySchema,
-        response: { 201: runSchema, ...errors },
+        response: { 201: runSchema, 402: problemSchema, ...errors },
       },
     },
     async (req, reply) => reply.code(201).send(await s.runs.start(actorOf(req), req.params.name, req.body, req.id)),
-  );
-
-  r.post(
-    "/v1/messages",
-    {
-      schema: { tags: ["messages"], summary: "Send a direct message to an agent; it wakes to read it", body: sendMessageBodySchema, response: { 201: sentMessageSchema, ...errors } },
-    },
-    async (req, reply) => reply.code(201).send(await s.runs.sendMessage(actorOf(req), req.body, req.id)),
   );
 }

@@ -4,6 +4,7 @@ import { canonicalJson } from "@bosun/db";
 import type { z } from "zod";
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { AppError } from "../errors";
+import { countTokens, SOUL_MAX_TOKENS } from "../memory/tokens";
 
 /** Zod issues as `{ path, message }` with dotted paths (`spec.drives.0.name`). */
 export function fieldIssues(error: z.ZodError): FieldIssue[] {
@@ -46,6 +47,12 @@ export function validateDescriptor(input: unknown): AgentDescriptor {
   if (!r.success) {
     const errors = fieldIssues(r.error);
     throw new AppError("VALIDATION", `the descriptor is invalid: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`, errors);
+  }
+  // The soul is in every prompt: its size is bounded in tokens, not only in characters.
+  const soulTokens = countTokens(r.data.spec.soul.trim());
+  if (soulTokens > SOUL_MAX_TOKENS) {
+    const message = `the soul is ${soulTokens} tokens; at most ${SOUL_MAX_TOKENS} (it is loaded into every prompt)`;
+    throw new AppError("VALIDATION", `the descriptor is invalid: spec.soul: ${message}`, [{ path: "spec.soul", message }]);
   }
   return r.data;
 }

@@ -162,6 +162,19 @@ export const agentService = (deps: { database: Database; jobs: Pick<Jobs, "enque
       return { status: r.created ? 201 : 200, body: { ...agentView(r.agent), changed: r.changed } };
     },
 
+    /**
+     * Replaces an agent's spec.domains inside the caller's transaction (an approved
+     * proposal's `set_agent_domains` action): a new revision, applied like a PUT.
+     */
+    async setDomainsInTx(tx: Tx, actor: Actor, name: string, domains: string[]) {
+      const a = await repo.getAgentByName(tx, { tenantId: actor.tenantId, name, forUpdate: true });
+      if (!a) throw validation(`agent '${name}' does not exist`, [{ path: "action.agent", message: "no such agent" }]);
+      const current = a.descriptor as AgentDescriptor;
+      const d = validateDescriptor({ ...current, spec: { ...current.spec, domains } });
+      const r = await applyIn(tx, actor, d, "apply", {});
+      return { agent: r.agent.name, revision: r.agent.revision, changed: r.changed };
+    },
+
     /** POST: create only; 409 if the name is taken. Supports Idempotency-Key. */
     async create(actor: Actor, body: unknown, ctx: Ctx & { idempotency?: IdempotencyRequest | undefined } = {}) {
       assertCanManage(actor);

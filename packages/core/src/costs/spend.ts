@@ -54,6 +54,8 @@ export interface ReserveRequest {
   calls: PlannedCall[];
   /** The most worker time the step can take (compute is charged like tokens). */
   computeMs: number;
+  /** A gateway tool's declared fee, in micro-dollars (an `action` charge; see settleAction). */
+  actionMicros?: number;
 }
 
 export interface Reservation {
@@ -81,6 +83,43 @@ export interface Settlement {
   costMicros: number;
   alerts: string[];
   pausedAgents: string[];
+}
+
+/** Usage an external agent reports after the call (see `chargeReported`). */
+export interface ReportedCharge {
+  tenantId: string;
+  agentId: string;
+  runId: string;
+  runCreatedAt: Date;
+  taskId: string | null;
+  /** The ledger's idempotency key: the same key never charges twice. */
+  key: string;
+  /** The `usage` step the report was recorded as. */
+  seq: number;
+  provider: string;
+  model: string;
+  /** Non-overlapping categories (as packages/llm normalises both providers' conventions). */
+  usage: Usage;
+}
+
+/** A hard budget whose window's spend has reached its limit. */
+export interface ExhaustedBudget {
+  budget: BudgetRow;
+  spent: number;
+  limitValue: number;
+  message: string;
+}
+
+export interface ReportedSettlement {
+  /** False when a report under the same key was charged before (nothing changed). */
+  charged: boolean;
+  /** Null when not charged now, or for an unpriced model (allowed, recorded flagged). */
+  costMicros: number | null;
+  unpriced: boolean;
+  alerts: string[];
+  pausedAgents: string[];
+  /** The hard budgets exhausted after this charge: the agent must stop. */
+  exhausted: ExhaustedBudget[];
 }
 
 /**
@@ -111,7 +150,7 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
       prices.push(price ?? null);
     }
     const estimates = req.calls.map((call, i) => (prices[i] ? worstCaseCost(prices[i], call.promptTokens, call.maxTokens) : 0));
-    const usd = estimates.reduce((a, b) => a + b, 0) + computeCost(req.computeMs, ctx.computeMicrosPerHour);
+    const usd = estimates.reduce((a, b) => a + b, 0) + computeCost(req.computeMs, ctx.computeMicrosPerHour) + (req.actionMicros ?? 0);
     const windows = ctx.budgets.map((budget) => ({
       budget,
       window: budget.period === "invocation" ? { key: `run:${req.runId}`, start: req.runCreatedAt, end: null } : ctx.calendar[budget.period],
@@ -293,7 +332,153 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
     }
   }
 
-  return { reserve, settle, release, exhausted };
+  /**
+   * Charges usage reported after the fact (an external agent's model call, `POST
+   * /v1/runs/{id}/usage`). It happened already, so nothing can refuse it: the spend is
+   * recorded even past a hard limit, the windows' `spent` moves (no reservation, so
+   * nothing is released), crossed thresholds are claimed like any settle's, and a budget
+   * it exhausts pauses its agents per `onExhausted`. Only an unpriced model the tenant has
+   * not allowed is refused (nothing is recorded, so the report can be sent again once the
+   * model has a price). Idempotent by `key`: a second report under it charges nothing.
+   * Runs in the caller's transaction, after the run's row is locked.
+   */
+  async function chargeReported(tx: Tx, u: ReportedCharge): Promise<ReportedSettlement> {
+    const at = clock();
+    const ctx = await c.spendContext(tx, { tenantId: u.tenantId, agentId: u.agentId, at });
+    const price = (await c.findPrice(tx, { tenantId: u.tenantId, provider: u.provider, models: priceCandidates(u.model), at })) ?? null;
+    if (!price && !ctx.allowUnpricedModels) {
+      throw new SpendRefused(
+        "UNPRICED_MODEL",
+        `no price for ${u.provider} model '${u.model}': add one (POST /v1/prices) or allow unpriced models (PATCH /v1/costs/settings), then send the report again; it was not recorded`,
+      );
+    }
+    const costMicros = price ? tokenCost(price, u.usage) : null;
+    const row: repo.costs.ChargeRow = {
+      tenantId: u.tenantId,
+      id: newId("chg"),
+      runCreatedAt: u.runCreatedAt,
+      idempotencyKey: u.key,
+      kind: "tokens",
+      agentId: u.agentId,
+      runId: u.runId,
+      stepSeq: u.seq,
+      taskId: u.taskId,
+      provider: u.provider,
+      model: u.model,
+      priceId: price?.id ?? null,
+      inputTokens: u.usage.inputTokens,
+      cacheReadTokens: u.usage.cacheReadTokens,
+      cacheWriteTokens: u.usage.cacheWriteTokens,
+      outputTokens: u.usage.outputTokens,
+      rawUsage: u.usage.raw,
+      computeMs: null,
+      rateMicrosPerHour: null,
+      description: "reported by the agent",
+      // Unpriced (allowed): recorded and flagged, never as $0.
+      costMicros,
+      unpriced: !price,
+      estimated: false,
+    };
+    // No reservation is held under this key: the statement only appends the charge.
+    const { inserted } = await c.chargeAndTake(tx, { tenantId: u.tenantId, reservationKey: `reported:${u.key}`, rows: [row] });
+    const windows = ctx.budgets.map((budget) => ({
+      budget,
+      window: budget.period === "invocation" ? { key: `run:${u.runId}`, start: u.runCreatedAt, end: null } : ctx.calendar[budget.period],
+      amount: 0,
+    }));
+    const charged = inserted.has(u.key);
+    const r: Reservation = {
+      request: { tenantId: u.tenantId, agentId: u.agentId, runId: u.runId, runCreatedAt: u.runCreatedAt, taskId: u.taskId, key: u.key, calls: [], computeMs: 0 },
+      at,
+      prices: [price],
+      estimates: [0],
+      computeRate: ctx.computeMicrosPerHour,
+      windows,
+    };
+    const s = charged ? await applyToBudgets(tx, r, [], { usd: costMicros ?? 0, calls: 1 }) : { costMicros: 0, alerts: [], pausedAgents: [] };
+    const out = await exhaustedWindows(tx, windows);
+    // A budget that stays exhausted keeps its agents paused (an operator may have resumed them).
+    if (charged) for (const e of out) for (const id of await exhausted(tx, e.budget)) if (!s.pausedAgents.includes(id)) s.pausedAgents.push(id);
+    return { ...s, charged, costMicros: charged ? costMicros : null, unpriced: !price, exhausted: out };
+  }
+
+  /** The hard budgets among `windows` whose spend has reached their limit. */
+  async function exhaustedWindows(tx: Tx, windows: { budget: BudgetRow; window: WindowBounds }[]): Promise<ExhaustedBudget[]> {
+    const hard = windows.filter((w) => w.budget.enforcement === "hard");
+    if (!hard.length) return [];
+    const tenantId = hard[0]!.budget.tenantId;
+    const states = await c.getWindows(tx, { tenantId, pairs: hard.map((w) => ({ budgetId: w.budget.id, windowKey: w.window.key })) });
+    const out: ExhaustedBudget[] = [];
+    for (const w of hard) {
+      const st = states.find((x) => x.budgetId === w.budget.id && x.windowKey === w.window.key);
+      if (st && st.spent >= st.limitValue) {
+        const fmt = (n: number) => (w.budget.metric === "usd" ? formatUsd(n) : `${n} call${n === 1 ? "" : "s"}`);
+        const whose = w.budget.scope === "tenant" ? "the tenant's" : `agent ${w.budget.agentName ?? w.budget.agentId}'s`;
+        out.push({
+          budget: w.budget,
+          spent: st.spent,
+          limitValue: st.limitValue,
+          message: `${whose} ${windowAdjective(w.budget.period)} ${w.budget.metric === "usd" ? "budget" : "call limit"} of ${fmt(st.limitValue)} (${w.budget.id}) is exhausted: ${fmt(st.spent)} spent`,
+        });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The agent's hard budgets exhausted right now (the calendar windows containing now;
+   * with `runId`, that run's invocation budgets too): an external agent may not start
+   * work, or is told to stop, while one is.
+   */
+  async function exhaustedFor(tx: Tx, q: { tenantId: string; agentId: string; runId?: string }): Promise<ExhaustedBudget[]> {
+    const ctx = await c.spendContext(tx, { tenantId: q.tenantId, agentId: q.agentId, at: clock() });
+    const windows = ctx.budgets.flatMap((budget) => {
+      if (budget.period !== "invocation") return [{ budget, window: ctx.calendar[budget.period] }];
+      return q.runId ? [{ budget, window: { key: `run:${q.runId}`, start: new Date(0), end: null } }] : [];
+    });
+    return exhaustedWindows(tx, windows);
+  }
+
+  /**
+   * Settles a gateway tool's fee reserved with `actionMicros` (and no model calls): one
+   * `action` ledger row under `<run_id>:<seq>:action`, in the transaction that writes the
+   * tool's step, so a replayed step never charges twice. A call that never reached the
+   * server is `release`d instead.
+   */
+  async function settleAction(tx: Tx, r: Reservation, a: { seq: number; description: string }): Promise<Settlement> {
+    const req = r.request;
+    const key = `${req.runId}:${a.seq}:action`;
+    const fee = req.actionMicros ?? 0;
+    const row: repo.costs.ChargeRow = {
+      tenantId: req.tenantId,
+      id: newId("chg"),
+      runCreatedAt: req.runCreatedAt,
+      idempotencyKey: key,
+      kind: "action",
+      agentId: req.agentId,
+      runId: req.runId,
+      stepSeq: a.seq,
+      taskId: req.taskId,
+      provider: null,
+      model: null,
+      priceId: null,
+      inputTokens: 0,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      outputTokens: 0,
+      rawUsage: null,
+      computeMs: null,
+      rateMicrosPerHour: null,
+      description: a.description,
+      costMicros: fee,
+      unpriced: false,
+      estimated: false,
+    };
+    const { inserted, holds } = await c.chargeAndTake(tx, { tenantId: req.tenantId, reservationKey: req.key, rows: [row] });
+    return applyToBudgets(tx, r, holds, { usd: inserted.has(key) ? fee : 0, calls: 0 });
+  }
+
+  return { reserve, settle, release, exhausted, chargeReported, exhaustedFor, settleAction };
 }
 
 export type SpendEngine = ReturnType<typeof spendEngine>;

@@ -1,11 +1,14 @@
 import { type Database, repo, type Tx, withTenant } from "@bosun/db";
 import { type Jobs, wakeKey } from "@bosun/jobs";
+import { normaliseAnthropicUsage, normaliseOpenAIUsage, type Usage } from "@bosun/llm";
 import { type Actor, requireScope } from "../actor";
-import { audit } from "../audit";
+import { audit, deferAudits } from "../audit";
 import { AppError, conflict, forbidden, notFound, validation } from "../errors";
 import { newId } from "../ids";
 import { decodeCursor, isNumber, isString, page } from "../pagination";
+import { SpendRefused, spendEngine } from "../costs/spend";
 import { defaultLimits } from "./runtime";
+import { messageService } from "../messaging/service";
 import { newTraceparent } from "./trace";
 
 const rt = repo.runtime;
@@ -36,7 +39,7 @@ export function runView(r: repo.runtime.RunRow, agentName?: string) {
     parentRunId: r.parentRunId,
     rootRunId: r.rootRunId,
     traceparent: r.traceparent,
-    trigger: r.trigger as "task" | "message" | "schedule" | "manual" | "delegation" | "external",
+    trigger: r.trigger as "task" | "message" | "schedule" | "manual" | "delegation" | "external" | "dream" | "drive",
     status: r.status,
     model: r.model,
     stepCount: r.stepCount,
@@ -70,8 +73,40 @@ export function stepView(s: repo.runtime.StepRow) {
   };
 }
 
+/** A usage report as the API takes it (`usageBodySchema`): token counts, or the provider's own `usage`. */
+export interface UsageReport {
+  provider: string;
+  model: string;
+  inputTokens?: number | undefined;
+  outputTokens?: number | undefined;
+  cacheReadTokens?: number | undefined;
+  cacheWriteTokens?: number | undefined;
+  usage?: Record<string, unknown> | undefined;
+  reportId?: string | undefined;
+  latencyMs?: number | undefined;
+}
+
+/**
+ * A report's usage in non-overlapping categories, each cache token counted once: the
+ * provider's own object normalised by its convention (OpenAI's prompt_tokens include
+ * the cached ones, Anthropic's input_tokens do not), or the counts as given.
+ */
+export function reportedUsage(u: UsageReport): Usage {
+  if (u.usage) {
+    const openai = u.provider === "openai" || u.provider === "openai-compatible" || (u.provider !== "anthropic" && "prompt_tokens" in u.usage);
+    try {
+      return openai ? normaliseOpenAIUsage(u.usage) : normaliseAnthropicUsage(u.usage);
+    } catch (err) {
+      throw validation((err as Error).message, [{ path: "usage", message: (err as Error).message }]);
+    }
+  }
+  const t = { inputTokens: u.inputTokens ?? 0, cacheReadTokens: u.cacheReadTokens ?? 0, cacheWriteTokens: u.cacheWriteTokens ?? 0, outputTokens: u.outputTokens ?? 0 };
+  return { ...t, totalTokens: t.inputTokens + t.cacheReadTokens + t.cacheWriteTokens + t.outputTokens, raw: {} };
+}
+
 export const runService = (deps: { database: Database; jobs: Pick<Jobs, "enqueue"> }) => {
   const { database, jobs } = deps;
+  const spend = spendEngine({ jobs });
 
   async function loadRun(tx: Tx, actor: Actor, id: string) {
     const r = await rt.getRun(tx, { tenantId: actor.tenantId, runId: id });
@@ -156,6 +191,11 @@ export const runService = (deps: { database: Database; jobs: Pick<Jobs, "enqueue
         if (!agent) throw notFound(`agent '${name}'`);
         if (actor.agentId && actor.agentId !== agent.id) throw forbidden("an agent may start runs only for itself");
         if (agent.status !== "active") throw conflict(`agent '${name}' is ${agent.status}`);
+        if (actor.agentId) {
+          // An external agent spends on its own: it may not start while a hard budget is spent.
+          const exhausted = await spend.exhaustedFor(tx, { tenantId: actor.tenantId, agentId: agent.id });
+          if (exhausted.length) throw new AppError("BUDGET_EXCEEDED", exhausted.map((e) => e.message).join("; "));
+        }
         const id = newId("run");
         const r = await rt.insertRun(tx, {
           tenantId: actor.tenantId,
@@ -179,29 +219,51 @@ export const runService = (deps: { database: Database; jobs: Pick<Jobs, "enqueue
 
     /**
      * External agents report model usage on their own run: one `usage` step per report,
-     * with the provider's exact model id, so their work shows in the trace like ours.
+     * with the provider's exact model id, so their work shows in the trace like ours, and
+     * one charge in the cost ledger (see `chargeReported`). The usage happened already:
+     * it is recorded even past a hard budget, and then answered with BUDGET_EXCEEDED (402)
+     * so the agent stops. Idempotent by `reportId` or the Idempotency-Key: a report sent
+     * again is charged once and answered with the step it was recorded as.
      */
-    async reportUsage(
-      actor: Actor,
-      id: string,
-      u: { provider: string; model: string; inputTokens: number; outputTokens: number; cacheReadTokens: number; cacheWriteTokens: number; latencyMs?: number | undefined },
-    ) {
+    async reportUsage(actor: Actor, id: string, u: UsageReport, idempotencyKey?: string, requestId?: string): Promise<{ status: number; body: ReturnType<typeof stepView>; replayed?: boolean }> {
       requireScope(actor, "write");
-      return withTenant(database, actor.tenantId, async (tx) => {
+      const usage = reportedUsage(u);
+      const reportKey = u.reportId ?? idempotencyKey;
+      // Audit events (a budget pausing the agent) go last, after the budget windows: the same
+      // lock order as the runtime's settles, so the two never wait on each other in a cycle.
+      const out = await withTenant(database, actor.tenantId, (tx) => deferAudits(tx, () => charge(tx)));
+      async function charge(tx: Tx) {
         const r = await loadRun(tx, actor, id);
         if (!actor.agentId) throw forbidden("usage is reported by the agent that ran: use the agent's own key");
         if (r.trigger !== "external") throw validation("usage can be reported only on external runs");
+        // Reports on one run take turns from here: a report sent twice at once finds the first's charge.
+        await tx.$client.query(`SELECT 1 FROM runs WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, [actor.tenantId, id]);
+        const key = reportKey ? `${id}:report:${reportKey}` : null;
+        if (key) {
+          const { rows: prev } = await tx.$client.query<{ seq: number; same: boolean }>(
+            `SELECT step_seq AS seq, (provider, model, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens) IS NOT DISTINCT FROM ($4, $5, $6::bigint, $7::bigint, $8::bigint, $9::bigint) AS same
+             FROM cost_ledger WHERE tenant_id = $1 AND idempotency_key = $2 AND run_created_at = $3`,
+            [actor.tenantId, key, r.createdAt, u.provider, u.model, usage.inputTokens, usage.cacheReadTokens, usage.cacheWriteTokens, usage.outputTokens],
+          );
+          if (prev[0]) {
+            if (!prev[0].same) throw new AppError("IDEMPOTENCY_CONFLICT", "this report id was already used for a different report; use a new id");
+            const [step] = await rt.listSteps(tx, { tenantId: actor.tenantId, runId: id, afterSeq: prev[0].seq - 1, limit: 1 });
+            const exhausted = await spend.exhaustedFor(tx, { tenantId: actor.tenantId, agentId: r.agentId, runId: id });
+            return { step: stepView(step!), exhausted, replayed: true };
+          }
+        }
         if (r.status !== "running") throw conflict(`run ${id} is ${r.status}`);
         const { rows } = await tx.$client.query<{ seq: number }>(
           `UPDATE runs SET step_count = step_count + 1, input_tokens = input_tokens + $3, output_tokens = output_tokens + $4, model = $5
            WHERE tenant_id = $1 AND id = $2 RETURNING step_count - 1 AS seq`,
-          [actor.tenantId, id, u.inputTokens + u.cacheReadTokens + u.cacheWriteTokens, u.outputTokens, u.model],
+          [actor.tenantId, id, usage.inputTokens + usage.cacheReadTokens + usage.cacheWriteTokens, usage.outputTokens, u.model],
         );
+        const seq = rows[0]!.seq;
         const step = await rt.insertStep(tx, {
           tenantId: actor.tenantId,
           runId: id,
           runCreatedAt: r.createdAt,
-          seq: rows[0]!.seq,
+          seq,
           kind: "usage",
           name: u.model,
           status: "ok",
@@ -209,15 +271,43 @@ export const runService = (deps: { database: Database; jobs: Pick<Jobs, "enqueue
           output: null,
           provider: u.provider,
           model: u.model,
-          inputTokens: u.inputTokens,
-          cacheReadTokens: u.cacheReadTokens,
-          cacheWriteTokens: u.cacheWriteTokens,
-          outputTokens: u.outputTokens,
+          inputTokens: usage.inputTokens,
+          cacheReadTokens: usage.cacheReadTokens,
+          cacheWriteTokens: usage.cacheWriteTokens,
+          outputTokens: usage.outputTokens,
           latencyMs: u.latencyMs ?? null,
           leaseEpoch: null,
         });
-        return stepView(step);
-      });
+        try {
+          const s = await spend.chargeReported(tx, {
+            tenantId: actor.tenantId,
+            agentId: r.agentId,
+            runId: id,
+            runCreatedAt: r.createdAt,
+            taskId: r.taskId,
+            key: key ?? `${id}:${seq}`,
+            seq,
+            provider: u.provider,
+            model: u.model,
+            usage,
+          });
+          await audit(tx, actor, {
+            action: "run.usage",
+            targetType: "run",
+            targetId: id,
+            after: { seq, provider: u.provider, model: u.model, ...usage, costMicros: s.costMicros, unpriced: s.unpriced },
+          }, requestId);
+          return { step: stepView(step), exhausted: s.exhausted, replayed: false };
+        } catch (err) {
+          if (err instanceof SpendRefused) throw new AppError("VALIDATION", err.message, [{ path: "model", message: "no price for this model" }]);
+          throw err;
+        }
+      }
+      // Committed: the spend is on the books whatever the answer.
+      if (out.exhausted.length) {
+        throw new AppError("BUDGET_EXCEEDED", `usage recorded as step ${out.step.seq}; stop: ${out.exhausted.map((e) => e.message).join("; ")}`);
+      }
+      return { status: 201, body: out.step, replayed: out.replayed };
     },
 
     /** An external run ends when its agent says so. */
@@ -238,18 +328,9 @@ export const runService = (deps: { database: Database; jobs: Pick<Jobs, "enqueue
       });
     },
 
-    /** POST /v1/messages: a direct message to an agent, which wakes it. */
+    /** A direct message to an agent, which wakes it (kept for callers; see messaging/service.ts). */
     async sendMessage(actor: Actor, body: { to: string; body: string }, requestId?: string) {
-      requireScope(actor, "write");
-      return withTenant(database, actor.tenantId, async (tx) => {
-        const to = await repo.getAgentByName(tx, { tenantId: actor.tenantId, name: body.to });
-        if (!to) throw validation(`agent '${body.to}' does not exist`, [{ path: "to", message: "no such agent" }]);
-        const id = newId("msg");
-        await rt.insertMessage(tx, { tenantId: actor.tenantId, id, toAgentId: to.id, fromType: actor.type, fromId: actor.id, body: body.body });
-        await jobs.enqueue(tx, "agent.wake", { tenantId: actor.tenantId, agentId: to.id, reason: "message" }, { singletonKey: wakeKey(actor.tenantId, to.id) });
-        await audit(tx, actor, { action: "message.send", targetType: "agent", targetId: to.id, after: { messageId: id } }, requestId);
-        return { id, to: to.name, createdAt: new Date().toISOString() };
-      });
+      return messageService(deps).send(actor, body, requestId);
     },
   };
 };

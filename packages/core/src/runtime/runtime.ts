@@ -1,10 +1,21 @@
 import type { AgentDescriptor } from "@bosun/contracts";
 import { type Database, repo, type Tx, withSystem, withTenant } from "@bosun/db";
 import { type Jobs, wakeKey } from "@bosun/jobs";
-import { type ContentBlock, completeWithRouting, type Message, type ModelProvider, type ModelResponse, RoutingError, type RouteAttempt } from "@bosun/llm";
+import { type ContentBlock, completeWithRouting, type Message, type ModelProvider, type ModelResponse, RoutingError, type RouteAttempt, type ToolDef } from "@bosun/llm";
+import { deferAudits } from "../audit";
 import { type ActualCall, type Reservation, type SpendEngine, SpendRefused, spendEngine } from "../costs/spend";
 import { AppError } from "../errors";
+import { type GatewayExecutor, gatewayExecutor, gatewayToolsFor, type PreparedGatewayCall } from "../gateway/execute";
+import { isGatewayToolName } from "../gateway/names";
+import { expireApprovals, holdTaskLeasesOfApprovalWaits } from "../governance/sweep";
+import { gateToolCall, type PolicyRecord } from "../governance/gate";
 import { newId } from "../ids";
+import { type RunPrompt, runPrompt } from "../memory/prompt";
+import { driveTaskAllowance, moveToBacklog, ownInitiative, takeDueDrive } from "../memory/drives";
+import { archiveResult } from "../memory/store";
+import { memoryTool } from "../memory/tools";
+import { messagingTool } from "../messaging/tools";
+import type { ProposalService } from "../proposals/service";
 import { INTERNAL_TOOL_NAMES, internalTools } from "./tools";
 import { newTraceparent } from "./trace";
 
@@ -36,6 +47,15 @@ export interface TaskPort {
   ): Promise<{ id: string }>;
   /** claimed → in_progress, inside the run's transaction. */
   startInTx(tx: Tx, p: TaskWrite): Promise<unknown>;
+  /**
+   * Claims the agent's next task and starts it (in_progress, `run_id`) inside the run's
+   * fenced transaction; `then` inserts the run before the task's audit events are written.
+   */
+  claimAndStartInTx<R>(
+    tx: Tx,
+    p: { tenantId: string; agentId: string; leaseOwner: string; ttlSeconds: number; runId: string },
+    then: (task: ClaimedTask) => Promise<R>,
+  ): Promise<R | null>;
   /** Extends the run's task lease; false when it is lost. */
   heartbeatLease(p: TaskWrite & { ttlSeconds: number }): Promise<boolean>;
 }
@@ -59,13 +79,19 @@ export interface RuntimeDeps {
   database: Database;
   jobs: Pick<Jobs, "enqueue">;
   tasks: TaskPort;
+  /** Proposals (the `propose` and `respond_to_proposal` tools); without it those tools answer with an error. */
+  proposals?: Pick<ProposalService, "createInTx" | "respondInTx">;
   /** The model provider for an agent's `spec.model`. */
   provider: (model: AgentDescriptor["spec"]["model"]) => ModelProvider;
   workerId: string;
   /** Cost governance around every model call; by default on this database and job producer. */
   spend?: SpendEngine;
+  /** Executes MCP gateway tool calls; by default one with its own connection pool, closed on stop. */
+  gateway?: GatewayExecutor;
   leaseTtlSeconds?: number;
   limits?: Partial<RunLimits>;
+  /** How long an approval stays open when its policy names no expiry (default 24 h). */
+  approvalExpirySeconds?: number;
   /** Test seam: called after each step commits; throwing here simulates a crash. */
   afterStep?: (step: StepRow) => void | Promise<void>;
   log?: { info: (o: object, m?: string) => void; warn: (o: object, m?: string) => void };
@@ -74,8 +100,10 @@ export interface RuntimeDeps {
 export type WakeOutcome = { outcome: "busy" } | { outcome: "idle" } | { outcome: "ran"; runs: number } | { outcome: "lease_lost" };
 
 interface RunInput {
-  kind: "task" | "messages" | "delegation" | "manual";
+  kind: "task" | "messages" | "delegation" | "manual" | "drive";
   text: string;
+  /** For a drive consultation: the drive's name. */
+  drive?: string;
   task?: { id: string; epoch: number; leaseOwner: string };
 }
 
@@ -90,13 +118,16 @@ export function agentRuntime(deps: RuntimeDeps) {
   const limits: RunLimits = { ...defaultLimits, ...deps.limits };
   const owner = deps.workerId;
   const spend = deps.spend ?? spendEngine({ jobs: deps.jobs });
+  const gateway = deps.gateway ?? gatewayExecutor({ database: deps.database, spend });
   let stopping = false;
   const inFlight = new Set<AbortController>();
 
+  // Audit events are appended at the end of each write (deferAudits): the tenant's audit
+  // chain is then locked for the append and the commit only, not for the run's own work.
   const fenced = <T>(f: Fence, fn: (tx: Tx) => Promise<T>) =>
     withTenant(deps.database, f.tenantId, async (tx) => {
       await rt.fence(tx, f, ttl);
-      return fn(tx);
+      return deferAudits(tx, () => fn(tx));
     });
 
   const wakeAgent = (tx: Tx, tenantId: string, agentId: string, reason: "task" | "message" | "waitpoint" | "recheck" | "schedule") =>
@@ -111,10 +142,10 @@ export function agentRuntime(deps: RuntimeDeps) {
     let runs = 0;
     try {
       while (!stopping && runs < 20) {
-        const run = await nextRun(f);
-        if (!run) break;
+        const next = await nextRun(f);
+        if (!next) break;
         runs++;
-        await execute(f, run);
+        await execute(f, next.run, next.fresh ? next.agent : undefined);
       }
       if (runs === 0) {
         await fenced(f, (tx) =>
@@ -142,49 +173,42 @@ export function agentRuntime(deps: RuntimeDeps) {
     return runs === 0 ? { outcome: "idle" } : { outcome: "ran", runs };
   }
 
-  /** Picks the next run under the fence: resume first, then a task, then messages. */
-  async function nextRun(f: Fence): Promise<RunRow | null> {
-    const resumable = await fenced(f, async (tx) => {
-      const agent = await repo.getAgentById(tx, { tenantId: f.tenantId, agentId: f.agentId });
-      if (agent?.status !== "active") return { stop: true as const };
-      return { stop: false as const, run: await rt.findResumableRun(tx, f) };
-    });
-    if (resumable.stop) return null;
-    if (resumable.run) return resumable.run;
+  /**
+   * Picks the next run in ONE fenced transaction: the agent must be active; then a run to
+   * resume, else a task (claimed and started at once, its run inserted, its audit events
+   * last), else the unread messages. A fresh run comes back with the agent row, so
+   * `execute` need not read it again.
+   */
+  async function nextRun(f: Fence): Promise<{ run: RunRow; agent: repo.AgentRow; fresh: boolean } | null> {
     // The task's lease belongs to the run, not to this worker: whoever resumes the run
     // after a crash continues under the same claim.
     const taskRunId = newId("run");
-    const task = await deps.tasks.claimNextForAgent({ tenantId: f.tenantId, agentId: f.agentId, leaseOwner: `run:${taskRunId}`, ttlSeconds: ttl * 5 });
-    if (task) {
-      return fenced(f, (tx) =>
-        startRun(
-          tx,
-          f,
-          "task",
-          {
-            kind: "task",
-            text: `Task ${task.id}: ${task.title}\n\n${task.body}`.trim(),
-            task: { id: task.id, epoch: task.leaseEpoch, leaseOwner: `run:${taskRunId}` },
-          },
-          taskRunId,
-        ),
-      );
-    }
     return fenced(f, async (tx) => {
-      if (!(await rt.hasUnreadMessages(tx, f))) return null;
+      const agent = await repo.getAgentById(tx, { tenantId: f.tenantId, agentId: f.agentId });
+      if (agent?.status !== "active") return null;
+      const resumable = await rt.findResumableRun(tx, f);
+      if (resumable) return { run: resumable, agent, fresh: false };
+      const leaseOwner = `run:${taskRunId}`;
+      const claimed = await deps.tasks.claimAndStartInTx(tx, { tenantId: f.tenantId, agentId: f.agentId, leaseOwner, ttlSeconds: ttl * 5, runId: taskRunId }, (task) =>
+        startRun(tx, f, "task", { kind: "task", text: `Task ${task.id}: ${task.title}\n\n${task.body}`.trim(), task: { id: task.id, epoch: task.leaseEpoch, leaseOwner } }, taskRunId),
+      );
+      if (claimed) return { run: claimed, agent, fresh: true };
+      if (!(await rt.hasUnreadMessages(tx, f))) {
+        // Nothing else to do: a due drive, if the agent's autonomy allows (memory/drives.ts).
+        const driveRunId = newId("run");
+        const drive = await takeDueDrive(tx, { tenantId: f.tenantId, agentId: f.agentId, descriptor: agent.descriptor as AgentDescriptor, runId: driveRunId });
+        if (!drive) return null;
+        return { run: await startRun(tx, f, "drive", { kind: "drive", text: drive.text, drive: drive.name }, driveRunId), agent, fresh: true };
+      }
       const runId = newId("run");
       const msgs = await rt.takeUnreadMessages(tx, { tenantId: f.tenantId, agentId: f.agentId, runId, limit: 200 });
-      const text = msgs.map((m) => `Message from ${m.fromType} ${m.fromId}:\n${m.body}`).join("\n\n");
-      return startRun(tx, f, "message", { kind: "messages", text }, runId);
+      const text = msgs.map((m) => `Message ${m.id} from ${m.fromType} ${m.fromId}:\n${m.body}`).join("\n\n");
+      return { run: await startRun(tx, f, "message", { kind: "messages", text }, runId), agent, fresh: true };
     });
   }
 
-  async function startRun(tx: Tx, f: Fence, trigger: "task" | "message", input: RunInput, runId = newId("run")): Promise<RunRow> {
-    if (input.task) {
-      // claimed → in_progress: the run is working on it now.
-      await deps.tasks.startInTx(tx, { tenantId: f.tenantId, taskId: input.task.id, agentId: f.agentId, leaseOwner: input.task.leaseOwner, epoch: input.task.epoch });
-      await tx.$client.query(`UPDATE tasks SET run_id = $3 WHERE tenant_id = $1 AND id = $2`, [f.tenantId, input.task.id, runId]);
-    }
+  async function startRun(tx: Tx, f: Fence, trigger: "task" | "message" | "drive", input: RunInput, runId = newId("run")): Promise<RunRow> {
+    // A task's run: claimAndStartInTx has moved the task to in_progress and set its run_id.
     return rt.insertRun(tx, {
       tenantId: f.tenantId,
       id: runId,
@@ -201,15 +225,21 @@ export function agentRuntime(deps: RuntimeDeps) {
   }
 
   /** Runs one run until it finishes, waits, hits a limit, or the worker stops. */
-  async function execute(f: Fence, initial: RunRow): Promise<void> {
+  async function execute(f: Fence, initial: RunRow, freshAgent?: repo.AgentRow): Promise<void> {
     let run = initial;
-    const agent = await fenced(f, async (tx) => {
-      await rt.consumeWaitpoints(tx, { tenantId: f.tenantId, runId: run.id });
-      if (run.status === "waiting") await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { status: "running" } });
-      await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { started: true } });
-      return repo.getAgentById(tx, { tenantId: f.tenantId, agentId: f.agentId });
-    });
+    // A run nextRun just started has no waitpoints and is running already; a resumed one
+    // consumes what woke it and is marked running again.
+    const agent =
+      freshAgent ??
+      (await fenced(f, async (tx) => {
+        await rt.consumeWaitpoints(tx, { tenantId: f.tenantId, runId: run.id });
+        if (run.status === "waiting") await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { status: "running" } });
+        await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { started: true } });
+        return repo.getAgentById(tx, { tenantId: f.tenantId, agentId: f.agentId });
+      }));
     const descriptor = agent!.descriptor as AgentDescriptor;
+    // The MCP tools this run is offered: its descriptor's spec.tools, current catalogue versions.
+    const gatewayTools = await fenced(f, (tx) => gatewayToolsFor(tx, { tenantId: f.tenantId, descriptor }));
     const started = Date.now();
     // Compute is charged with each model call: the worker time since the previous one (or
     // since the run was picked up), tool steps included.
@@ -233,22 +263,38 @@ export function agentRuntime(deps: RuntimeDeps) {
     }
 
     async function loop() {
+    // A run nextRun has just inserted has no steps or waitpoints yet: its first turn reads nothing.
+    let fresh = freshAgent !== undefined;
     for (;;) {
       if (stopping) return;
-      const state = await fenced(f, async (tx) => ({
-        run: await rt.getRun(tx, { tenantId: f.tenantId, runId: run.id }),
-        steps: await rt.listSteps(tx, { tenantId: f.tenantId, runId: run.id }),
-        waits: await rt.waitpointsOfRun(tx, { tenantId: f.tenantId, runId: run.id }),
-      }));
+      // The step log and the run (an operator may cancel it) are read again each turn, with
+      // no fence: a read writes nothing, the heartbeat keeps the lease, and the next write
+      // checks it. Waitpoints only when a step refers to one.
+      const state = fresh
+        ? { run, steps: [] as StepRow[], waits: [] as repo.runtime.WaitpointRow[] }
+        : await withTenant(deps.database, f.tenantId, async (tx) => {
+            const steps = await rt.listSteps(tx, { tenantId: f.tenantId, runId: run.id });
+            const waited = steps.some((s) => typeof (s.output as { waitpointId?: unknown } | null)?.waitpointId === "string");
+            return {
+              run: await rt.getRun(tx, { tenantId: f.tenantId, runId: run.id }),
+              steps,
+              waits: waited ? await rt.waitpointsOfRun(tx, { tenantId: f.tenantId, runId: run.id }) : [],
+            };
+          });
+      fresh = false;
       run = state.run!;
       if (run.status !== "running") return; // cancelled meanwhile
       const { steps, waits } = state;
       const lastLlm = [...steps].reverse().find((s) => s.kind === "llm");
       const afterLlm = lastLlm ? steps.filter((s) => s.seq > lastLlm.seq) : [];
       const uses = lastLlm ? toolUses(lastLlm) : [];
+      // Results are matched to tool uses by id, not by count: policy and approval steps
+      // between them are bookkeeping, not results.
+      const answered = new Set(afterLlm.filter(isToolResult).map((s) => (s.input as { toolUseId: string }).toolUseId));
+      const unanswered = uses.find((u) => !answered.has(u.id));
 
-      if (lastLlm && afterLlm.length < uses.length) {
-        const outcome = await runTool(f, run, steps.length, uses[afterLlm.length]!);
+      if (lastLlm && unanswered) {
+        const outcome = await runTool(f, run, steps.length, unanswered, { llmSeq: lastLlm.seq, descriptor });
         if (outcome !== "continue") return;
         continue;
       }
@@ -262,7 +308,8 @@ export function agentRuntime(deps: RuntimeDeps) {
         await finish(f, run, "failed", { error: { code: "LIMIT", message: over } });
         return;
       }
-      const call = prepareCall(descriptor, run, steps, waits);
+      const prompt = await fenced(f, (tx) => runPrompt(tx, { tenantId: f.tenantId, agentId: f.agentId, descriptor, steps }));
+      const call = prepareCall(descriptor, run, steps, waits, gatewayTools, prompt);
       const seq = steps.length;
       let reservation: Reservation;
       try {
@@ -317,7 +364,8 @@ export function agentRuntime(deps: RuntimeDeps) {
           ...stepBase(run, seq0, f, { kind: "llm", name: r.model, status: "ok", output: { content: r.content, stopReason: r.stopReason } }),
           // What this call added to the conversation (the input, or the tool results since
           // the previous call): the whole prompt is the run's input plus these, in order.
-          input: { messages: response.sent, tools: response.tools },
+          // `layers`: each prompt layer's token count (and the run's frozen active context).
+          input: { messages: response.sent, tools: response.tools, layers: call.layers },
           provider: r.provider,
           model: r.model,
           inputTokens: r.usage.inputTokens,
@@ -392,25 +440,21 @@ export function agentRuntime(deps: RuntimeDeps) {
    * may use (the descriptor's, then its escalate_to), so that the call can be priced and
    * reserved before it is made.
    */
-  function prepareCall(d: AgentDescriptor, run: RunRow, steps: StepRow[], waits: repo.runtime.WaitpointRow[]) {
+  function prepareCall(d: AgentDescriptor, run: RunRow, steps: StepRow[], waits: repo.runtime.WaitpointRow[], gatewayTools: ToolDef[], prompt: RunPrompt) {
     const input = run.input as RunInput;
-    const system = [
-      d.spec.soul.trim(),
-      `You are the agent "${d.metadata.name}", owned by ${d.metadata.owner}.`,
-      d.spec.domains.length ? `Your domains: ${d.spec.domains.join(", ")}.` : "",
-      "Work through tools. When the task is done call complete_task with the result; if it cannot be done call fail_task.",
-    ]
-      .filter(Boolean)
-      .join("\n\n");
-    const messages = rebuildMessages(input.text, steps, waits);
+    // Prompt layers (packages/core/src/memory/prompt.ts): soul, instructions and working
+    // memory in the system block (stable: the provider caches it); the active context,
+    // volatile, opens the first user message.
+    const system = prompt.system;
+    const messages = rebuildMessages(prompt.context ? `${prompt.context}\n\n${input.text}` : input.text, steps, waits);
     const lastAssistant = messages.map((m) => m.role).lastIndexOf("assistant");
     const sent = messages.slice(lastAssistant + 1);
     // complete_task and fail_task only make sense in a run that holds a task.
-    const tools = input.task ? internalTools : internalTools.filter((t) => t.name !== "complete_task" && t.name !== "fail_task");
+    const tools = [...(input.task ? internalTools : internalTools.filter((t) => t.name !== "complete_task" && t.name !== "fail_task")), ...gatewayTools];
     const request = { system, messages, tools, maxTokens: d.spec.model.max_tokens ?? 1024, timeoutMs: MODEL_TIMEOUT_MS };
     const m = d.spec.model;
     const large = m.escalate_to ? { ...m, ...m.escalate_to, provider: m.escalate_to.provider ?? m.provider, escalate_to: undefined } : undefined;
-    return { request, sent, tools, small: m, large, targets: large ? [m, large] : [m], promptTokens: promptTokenBound(request) };
+    return { request, sent, tools, small: m, large, targets: large ? [m, large] : [m], promptTokens: promptTokenBound(request), layers: prompt.layers };
   }
 
   async function callModel(call: ReturnType<typeof prepareCall>) {
@@ -444,14 +488,43 @@ export function agentRuntime(deps: RuntimeDeps) {
     run: RunRow,
     seq: number,
     use: Extract<ContentBlock, { type: "tool_use" }>,
+    call: { llmSeq: number; descriptor: AgentDescriptor },
   ): Promise<"continue" | "finished" | "waiting"> {
     const input = run.input as RunInput;
+    // The policy decision (and approval) that let the call through, recorded on its step.
+    let policy: PolicyRecord | null = null;
     const base = (status: "ok" | "error", output: unknown, kind: StepRow["kind"] = "tool") => ({
       ...stepBase(run, seq, f, { kind, name: use.name, status, output }),
-      input: { toolUseId: use.id, name: use.name, input: use.input },
+      input: { toolUseId: use.id, name: use.name, input: use.input, ...(policy ? { policy } : {}) },
     });
     let outcome: "continue" | "finished" | "waiting" = "continue";
-    const step = await fenced(f, async (tx) => {
+    // An MCP call the first transaction let through (slot taken, fee reserved): made after it commits.
+    const gw: { prepared?: PreparedGatewayCall } = {};
+    let step = await fenced(f, async (tx) => {
+      // Policy first: a denied call never executes, one that needs approval suspends the run.
+      const gate = await gateToolCall(tx, {
+        tenantId: f.tenantId,
+        agentId: f.agentId,
+        runId: run.id,
+        descriptor: call.descriptor,
+        use,
+        llmSeq: call.llmSeq,
+        approvalExpirySeconds: deps.approvalExpirySeconds,
+      });
+      if (gate.action !== "wait") policy = gate.policy;
+      if (gate.action === "wait" || gate.action === "suspend") {
+        outcome = "waiting";
+        await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { status: "waiting" } });
+        if (gate.action === "wait") return null;
+        const s = await rt.insertStep(tx, base("ok", { waitpointId: gate.waitpointId, status: "pending", expiresAt: gate.expiresAt }, "approval"));
+        await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
+        return s;
+      }
+      if (gate.action === "refuse") {
+        const s = await rt.insertStep(tx, base("error", { content: gate.content, isError: true }));
+        await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
+        return s;
+      }
       // A tool whose input the model got wrong (an unknown assignee, an invalid title)
       // fails as a tool result the model can read, not as a crash of the run: the effect
       // runs under a savepoint, and a refused one is rolled back to it.
@@ -467,7 +540,23 @@ export function agentRuntime(deps: RuntimeDeps) {
         return s;
       }
     });
-    await deps.afterStep?.(step);
+    const prepared = gw.prepared;
+    if (prepared) {
+      // Phases 2 and 3 of a gateway call (gateway/execute.ts): the MCP call with no
+      // transaction open, then its step, charge and audit in a new fenced one. A lost
+      // lease writes nothing; the fee goes back.
+      const answer = await gateway.call(prepared);
+      step = await fenced(f, async (tx) => {
+        const r = await gateway.complete(tx, prepared, answer);
+        const s = await rt.insertStep(tx, base(r.status, r.output));
+        await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
+        return s;
+      }).catch(async (err: unknown) => {
+        await gateway.release(prepared);
+        throw err;
+      });
+    }
+    if (step) await deps.afterStep?.(step);
     return outcome;
 
     async function effect(tx: Tx) {
@@ -477,6 +566,24 @@ export function agentRuntime(deps: RuntimeDeps) {
         return s;
       };
       const a = use.input as Record<string, unknown>;
+      if (isGatewayToolName(use.name)) {
+        // MCP tools, through the gateway: permitted by spec.tools, rate limited, fee reserved, audited, capped.
+        // Phase 1 only, here: the call itself is made after this transaction commits.
+        const r = await gateway.prepare(tx, {
+          tenantId: f.tenantId,
+          agentId: f.agentId,
+          runId: run.id,
+          runCreatedAt: run.createdAt,
+          taskId: run.taskId,
+          seq,
+          name: use.name,
+          input: use.input,
+          descriptor: call.descriptor,
+        });
+        if ("result" in r) return write(r.result.status, r.result.output);
+        gw.prepared = r.prepared;
+        return null;
+      }
       if (!INTERNAL_TOOL_NAMES.has(use.name)) return write("error", { content: `unknown tool '${use.name}'`, isError: true });
       switch (use.name) {
         case "complete_task":
@@ -506,6 +613,11 @@ export function agentRuntime(deps: RuntimeDeps) {
           return s;
         }
         case "create_task": {
+          // On its own initiative (a drive, or a task it gave itself): its autonomy and daily cap.
+          const own = (await ownInitiative(tx, { tenantId: f.tenantId, agentId: f.agentId, kind: input.kind, taskId: input.task?.id, descriptor: call.descriptor }))
+            ? await driveTaskAllowance(tx, { tenantId: f.tenantId, agentId: f.agentId, descriptor: call.descriptor })
+            : null;
+          if (own && !own.ok) return write("error", { content: own.message, isError: true });
           const t = await deps.tasks.createInTx(tx, {
             tenantId: f.tenantId,
             byAgentId: f.agentId,
@@ -515,15 +627,48 @@ export function agentRuntime(deps: RuntimeDeps) {
             domain: a.domain === undefined ? undefined : String(a.domain),
             priority: typeof a.priority === "number" ? a.priority : undefined,
           });
+          if (own?.backlog) {
+            await moveToBacklog(tx, { tenantId: f.tenantId, taskId: t.id });
+            return write("ok", { content: `created task ${t.id} in the backlog: a person promotes it`, taskId: t.id, backlog: true });
+          }
           return write("ok", { content: `created task ${t.id}`, taskId: t.id });
         }
-        case "send_message": {
-          const to = await repo.getAgentByName(tx, { tenantId: f.tenantId, name: String(a.to ?? "") });
-          if (!to) return write("error", { content: `no agent named '${String(a.to)}'`, isError: true }, "message");
-          const id = newId("msg");
-          await rt.insertMessage(tx, { tenantId: f.tenantId, id, toAgentId: to.id, fromType: "agent", fromId: f.agentId, body: String(a.body ?? "") });
-          await wakeAgent(tx, f.tenantId, to.id, "message");
-          return write("ok", { content: `message ${id} sent to ${to.name}` }, "message");
+        case "propose": {
+          if (!deps.proposals) return write("error", { content: "proposals are not available in this worker", isError: true }, "proposal");
+          const p = await deps.proposals.createInTx(tx, { tenantId: f.tenantId, agentId: f.agentId, input: a });
+          const asked = p.responses.map((r) => r.agent);
+          return write(
+            "ok",
+            { content: `proposal ${p.id} is open; asked: ${asked.length > 0 ? asked.join(", ") : `no agent (it is approved at ${p.approveAt} unless a person decides)`}`, proposalId: p.id },
+            "proposal",
+          );
+        }
+        case "respond_to_proposal": {
+          if (!deps.proposals) return write("error", { content: "proposals are not available in this worker", isError: true }, "proposal");
+          const stance = String(a.stance ?? "");
+          if (stance !== "support" && stance !== "concern" && stance !== "block") {
+            return write("error", { content: "stance must be support, concern or block", isError: true }, "proposal");
+          }
+          const p = await deps.proposals.respondInTx(tx, {
+            tenantId: f.tenantId,
+            agentId: f.agentId,
+            proposalId: String(a.proposal ?? ""),
+            stance,
+            comment: a.comment === undefined ? undefined : String(a.comment).slice(0, 10_000),
+          });
+          return write("ok", { content: `responded ${stance} to proposal ${p.id}; it is ${p.status}`, proposalId: p.id, status: p.status }, "proposal");
+        }
+        case "send_message":
+        case "reply":
+        case "broadcast": {
+          // Messages and their recipients' wakes commit with this step (messaging/tools.ts).
+          const r = await messagingTool(tx, deps.jobs, { tenantId: f.tenantId, agentId: f.agentId }, use.name, a);
+          return write(r.status, r.output, "message");
+        }
+        case "memory":
+        case "memory_search": {
+          const r = await memoryTool(tx, { tenantId: f.tenantId, agentId: f.agentId, descriptor: call.descriptor, runId: run.id }, use.name, a);
+          return write(r.status, r.output, "memory");
         }
         case "delegate": {
           const to = await repo.getAgentByName(tx, { tenantId: f.tenantId, name: String(a.agent ?? "") });
@@ -569,6 +714,8 @@ export function agentRuntime(deps: RuntimeDeps) {
   /** Ends a run inside `tx`; a child run hands its result to the parent's waitpoint. */
   async function endRun(tx: Tx, f: Fence, run: RunRow, status: "succeeded" | "failed" | "cancelled", out: { result?: unknown; error?: unknown }) {
     await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { status, ended: true, ...out } });
+    // A finished task's result goes to the agent's archive (memory_search finds it later).
+    if (status === "succeeded" && run.taskId) await archiveTaskResult(tx, f, run, out.result);
     if (run.parentRunId) {
       for (const w of await rt.pendingChildWaitpoints(tx, { tenantId: f.tenantId, childRunId: run.id })) {
         await rt.resolveWaitpoint(tx, { tenantId: f.tenantId, id: w.id, status: "resolved", resolution: { status, ...out } });
@@ -605,6 +752,14 @@ export function agentRuntime(deps: RuntimeDeps) {
     });
   }
 
+  async function archiveTaskResult(tx: Tx, f: Fence, run: RunRow, result: unknown) {
+    const agent = await repo.getAgentById(tx, { tenantId: f.tenantId, agentId: f.agentId });
+    const m = (agent?.descriptor as AgentDescriptor | undefined)?.spec.memory;
+    if (!m || m.type === "ephemeral") return;
+    const { rows } = await tx.$client.query<{ title: string }>(`SELECT title FROM tasks WHERE tenant_id = $1 AND id = $2`, [f.tenantId, run.taskId]);
+    await archiveResult(tx, { tenantId: f.tenantId, agentId: f.agentId, retentionDays: m.retention_days, title: `Task ${run.taskId}: ${rows[0]?.title ?? ""}`, result, ref: run.taskId! });
+  }
+
   async function hasWork(tx: Tx, tenantId: string, agentId: string) {
     // A paused or retired agent has no work, whatever waits for it: otherwise its queued
     // tasks would wake it, it would find it may not run, and wake itself again, forever.
@@ -625,6 +780,7 @@ export function agentRuntime(deps: RuntimeDeps) {
     stop() {
       stopping = true;
       for (const c of inFlight) c.abort();
+      if (!deps.gateway) void gateway.close();
     },
     get stopping() {
       return stopping;
@@ -666,6 +822,14 @@ function stepBase(run: RunRow, seq: number, f: Fence, s: { kind: StepRow["kind"]
   };
 }
 
+/** Steps that record a decision about a tool call rather than its result. */
+const BOOKKEEPING_KINDS: ReadonlySet<StepRow["kind"]> = new Set(["policy", "approval"]);
+
+/** A step that answers a tool use (it becomes a tool_result block). */
+function isToolResult(s: StepRow): boolean {
+  return s.kind !== "llm" && !BOOKKEEPING_KINDS.has(s.kind) && typeof (s.input as { toolUseId?: unknown } | null)?.toolUseId === "string";
+}
+
 function toolUses(llm: StepRow) {
   const out = llm.output as { content?: ContentBlock[] } | null;
   return (out?.content ?? []).filter((b): b is Extract<ContentBlock, { type: "tool_use" }> => b.type === "tool_use");
@@ -689,8 +853,8 @@ export function rebuildMessages(firstText: string, steps: StepRow[], waits: repo
       messages.push({ role: "assistant", content: content.length ? content : [{ type: "text", text: "" }] });
       continue;
     }
-    const inp = s.input as { toolUseId?: string } | null;
-    if (!inp?.toolUseId) continue;
+    if (!isToolResult(s)) continue;
+    const inp = s.input as { toolUseId: string };
     const out = (s.output ?? {}) as { content?: string; isError?: boolean; waitpointId?: string };
     let content = out.content ?? "";
     let isError = out.isError === true || s.status === "error";
@@ -727,7 +891,8 @@ export async function scheduleTick(deps: { database: Database; jobs: Pick<Jobs, 
        RETURNING a.tenant_id, a.id,
          EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = a.tenant_id AND m.to_agent_id = a.id AND m.read_at IS NULL)
          OR EXISTS (SELECT 1 FROM runs r WHERE r.tenant_id = a.tenant_id AND r.agent_id = a.id AND r.status IN ('running', 'waiting') AND r.trigger <> 'external')
-         OR ${repo.claimableTaskExists("a.tenant_id", "a.id")} AS work`,
+         OR ${repo.claimableTaskExists("a.tenant_id", "a.id")}
+         OR ${repo.memory.driveDueExists("a")} AS work`,
       [opts.batch ?? 1000],
     );
     const idle = rows.filter((r) => !r.work);
@@ -769,7 +934,10 @@ export async function runtimeSweep(deps: { database: Database; jobs: Pick<Jobs, 
       await rt.resolveWaitpoint(tx, { tenantId: w.tenantId, id: w.id, status: "resolved", resolution: { status: "resolved", at: new Date().toISOString() } });
       await deps.jobs.enqueue(tx, "agent.wake", { tenantId: w.tenantId, agentId: w.agentId, reason: "waitpoint" }, { singletonKey: wakeKey(w.tenantId, w.agentId) });
     }
+    // Approvals past their expiry: the run wakes and its agent reads `{expired: true}`.
+    const approvalsExpired = await expireApprovals(tx, deps.jobs);
+    await holdTaskLeasesOfApprovalWaits(tx);
     await tx.$client.query("SELECT bosun_ensure_partitions('steps', 2)");
-    return { orphaned: orphaned.rows.length, timers: timers.length };
+    return { orphaned: orphaned.rows.length, timers: timers.length, approvalsExpired };
   });
 }

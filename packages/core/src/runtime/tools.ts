@@ -1,4 +1,6 @@
 import type { ToolDef } from "@bosun/llm";
+import { memoryTools } from "../memory/tools";
+import { messagingTools } from "../messaging/tools";
 
 /** The tools every agent has inside the runtime (external tools come through the MCP gateway). */
 export const internalTools: ToolDef[] = [
@@ -35,15 +37,10 @@ export const internalTools: ToolDef[] = [
       required: ["title"],
     },
   },
-  {
-    name: "send_message",
-    description: "Send a direct message to another agent (by name).",
-    inputSchema: {
-      type: "object",
-      properties: { to: { type: "string" }, body: { type: "string" } },
-      required: ["to", "body"],
-    },
-  },
+  // send_message, reply, broadcast (packages/core/src/messaging/tools.ts)
+  ...messagingTools,
+  // memory, memory_search (packages/core/src/memory/tools.ts)
+  ...memoryTools,
   {
     name: "delegate",
     description: "Hand a piece of work to another agent (by name) and wait for its result.",
@@ -51,6 +48,38 @@ export const internalTools: ToolDef[] = [
       type: "object",
       properties: { agent: { type: "string" }, instructions: { type: "string" } },
       required: ["agent", "instructions"],
+    },
+  },
+  {
+    name: "propose",
+    description:
+      "Propose a change outside your own domains (tasks in another agent's domain, a change of an agent's domains). The agents owning those domains are asked; unanimous support or no objection within the tenant's window approves it, and its action is then applied once.",
+    inputSchema: {
+      type: "object",
+      properties: {
+        title: { type: "string" },
+        body: { type: "string", description: "why, and what changes" },
+        domains: { type: "array", items: { type: "string" }, description: "the domain paths it touches, e.g. finance/invoices" },
+        action: {
+          type: "object",
+          description:
+            'applied on approval: {"type":"create_tasks","tasks":[{"title":"…","domain":"…"}]} or {"type":"set_agent_domains","agent":"name","domains":["glob/*"]}',
+        },
+      },
+      required: ["title", "domains"],
+    },
+  },
+  {
+    name: "respond_to_proposal",
+    description: "Respond to a proposal you were asked about: support, concern (on record, does not hold it) or block (holds it for discussion; people decide if it stays blocked).",
+    inputSchema: {
+      type: "object",
+      properties: {
+        proposal: { type: "string", description: "the proposal id (prp_…)" },
+        stance: { type: "string", enum: ["support", "concern", "block"] },
+        comment: { type: "string" },
+      },
+      required: ["proposal", "stance"],
     },
   },
 ];

@@ -15,6 +15,7 @@ import { AppError, conflict, forbidden, notFound, validation } from "../errors";
 import { type IdempotencyRequest, runCreate } from "../idempotency";
 import { newId } from "../ids";
 import { decodeCursor, isString, page } from "../pagination";
+import { assertOwnsDomain } from "../proposals/ownership";
 
 export function taskView(t: repo.TaskRow) {
   return {
@@ -187,11 +188,12 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
     return t;
   }
 
-  /** An agent's key may change or cancel only the tasks that agent created. */
-  function assertMayManage(actor: Actor, t: repo.TaskRow) {
+  /** An agent's key may change or cancel only the tasks that agent created, in domains it still covers. */
+  async function assertMayManage(tx: Tx, actor: Actor, t: repo.TaskRow, what: string) {
     if (actor.agentId && !(t.createdByType === "agent" && t.createdById === actor.agentId)) {
       throw forbidden("an agent may change or cancel only the tasks it created");
     }
+    if (t.domain !== null) await assertOwnsDomain(tx, actor, t.domain, what);
   }
 
   function holderOf(actor: Actor): Holder {
@@ -239,6 +241,9 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
     if (assignee && reviewer && assignee.id === reviewer.id) {
       throw validation("an agent cannot review its own task", [{ path: "reviewer", message: "must not be the assignee" }]);
     }
+    // Ownership: an agent creates tasks only in domains it covers. A task for a named
+    // agent has no domain and is a request to that agent, like a message: allowed.
+    if (b.domain !== undefined) await assertOwnsDomain(tx, actor, b.domain, "create a task in");
     await checkDependencies(tx, tenantId, b.depends_on, "depends_on");
     const dependsOn = [...new Set(b.depends_on)];
     const t = await repo.insertTask(tx, {
@@ -425,7 +430,7 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
         // two halves of a cycle could each hold one task row and wait for the other.
         if (adding.length > 0) await repo.lockDependencyGraph(tx, { tenantId });
         const t = await loadTask(tx, tenantId, taskId, true);
-        assertMayManage(actor, t);
+        await assertMayManage(tx, actor, t, "change a task in");
         if (FINISHED.has(t.status)) throw conflict(`task ${taskId} is ${t.status} and can no longer be changed`);
         const before = await repo.listDependencies(tx, { tenantId, taskId });
         if (adding.length > 0) {
@@ -453,7 +458,7 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
       requireScope(actor, "write");
       return withTenant(database, actor.tenantId, async (tx) => {
         const t = await loadTask(tx, actor.tenantId, taskId, true);
-        assertMayManage(actor, t);
+        await assertMayManage(tx, actor, t, "cancel a task in");
         if (t.status === "cancelled") return taskView(t);
         if (t.status === "done" || t.status === "failed") throw conflict(`task ${taskId} is ${t.status} and cannot be cancelled`);
         const u = (await repo.updateTask(tx, {
@@ -590,6 +595,43 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
       });
     },
 
+    /**
+     * The runtime's claim, inside its own fenced transaction: the next task is claimed and
+     * started at once (queued → in_progress, `run_id` set), `then` runs (it inserts the run),
+     * and only then are the `task.claim` and `task.start` events appended, so the tenant's
+     * audit chain is locked just for the end of the transaction. The caller has checked
+     * that the agent is active.
+     */
+    async claimAndStartInTx<R>(
+      tx: Tx,
+      p: { tenantId: string; agentId: string; leaseOwner: string; ttlSeconds: number; runId: string },
+      then: (task: ReturnType<typeof taskView>) => Promise<R>,
+    ): Promise<R | null> {
+      checkTtl(p.ttlSeconds);
+      const passed: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const next = await repo.lockNextClaimable(tx, { tenantId: p.tenantId, agentId: p.agentId, exclude: passed });
+        if (!next) return null;
+        const c = await repo.claimTask(tx, { tenantId: p.tenantId, taskId: next.id, agentId: p.agentId, leaseOwner: p.leaseOwner, ttlSeconds: p.ttlSeconds, start: { runId: p.runId } });
+        if (!c) {
+          passed.push(next.id);
+          continue;
+        }
+        const r = await then(taskView(c));
+        const actor = agentActor(p.tenantId, p.agentId);
+        await audit(tx, actor, {
+          action: "task.claim",
+          targetType: "task",
+          targetId: c.id,
+          before: { status: next.status, leaseEpoch: next.leaseEpoch },
+          after: { status: "claimed", leaseEpoch: c.leaseEpoch, claimedByAgentId: c.claimedByAgentId, leaseExpiresAt: c.leaseExpiresAt?.toISOString() },
+        });
+        await audit(tx, actor, { action: "task.start", targetType: "task", targetId: c.id, before: { status: "claimed" }, after: { status: c.status } });
+        return r;
+      }
+      return null;
+    },
+
     /** For idle checks: does the agent have a task it could claim now? */
     hasClaimableTask: (p: { tenantId: string; agentId: string }) => withTenant(database, p.tenantId, (tx) => repo.hasClaimableTask(tx, p)),
 
@@ -623,6 +665,9 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
       }
       return createIn(tx, agentActor(p.tenantId, p.byAgentId), r.data, {});
     },
+
+    /** Creates a task as `actor` inside the caller's transaction (an approved proposal's action). */
+    createAsInTx: (tx: Tx, actor: Actor, body: CreateTaskBody) => createIn(tx, actor, body, {}),
 
     recoverExpiredLeases: (now?: Date) => recoverExpiredLeases(deps, now),
   };

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { and, asc, eq, sql } from "drizzle-orm";
-import type { Db } from "../client";
+import { and, asc, desc, eq, sql } from "drizzle-orm";
+import type { Db, Tx } from "../client";
+import { commitWith, takeCommitPrelude } from "../tx";
 import { auditEvents, auditHeads } from "../schema/index";
 
 export type AuditEventRow = typeof auditEvents.$inferSelect;
@@ -85,6 +86,84 @@ export async function appendAudit(db: Db, input: AuditInput): Promise<AuditEvent
   return ev!;
 }
 
+/**
+ * Appends a transaction's events to the tenant's chain at once, in order: the head is
+ * locked first (created if the tenant has none), then ONE statement inserts every event
+ * and moves the head. The lock is held from there to the commit, so two statements rather
+ * than four per event; the chain is the same as appending them one by one.
+ */
+export async function appendAudits(db: Db, inputs: AuditInput[], opts: { atCommit?: boolean } = {}): Promise<void> {
+  const tenantId = inputs[0]?.tenantId;
+  if (tenantId === undefined) return;
+  // Events queued for this transaction's commit go first, so the head read below is current.
+  const queued = takeCommitPrelude(db as unknown as Tx);
+  if (queued) await db.$client.query(queued);
+  if (inputs.some((i) => i.tenantId !== tenantId)) {
+    for (const i of inputs) await appendAudit(db, i);
+    return;
+  }
+  const lockHead = () => db.$client.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM audit_heads WHERE tenant_id = $1 FOR UPDATE`, [tenantId]);
+  let head = (await lockHead()).rows[0];
+  if (!head) {
+    await db.$client.query(`INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING`, [tenantId, GENESIS_HASH]);
+    head = (await lockHead()).rows[0]!;
+  }
+  let seq = Number(head.seq);
+  let prev = head.hash;
+  const events = inputs.map((input) => {
+    seq += 1;
+    // Round-trip through JSON so the hash covers exactly what jsonb will store.
+    const before = input.before === undefined ? null : JSON.parse(JSON.stringify(input.before));
+    const after = input.after === undefined ? null : JSON.parse(JSON.stringify(input.after));
+    const row = {
+      tenantId,
+      id: input.id,
+      seq,
+      actorType: input.actorType,
+      actorId: input.actorId,
+      action: input.action,
+      targetType: input.targetType,
+      targetId: input.targetId,
+      before,
+      after,
+      requestId: input.requestId ?? null,
+    };
+    const hash = auditHash(prev, row);
+    const e = {
+      id: row.id,
+      seq,
+      actor_type: row.actorType,
+      actor_id: row.actorId,
+      action: row.action,
+      target_type: row.targetType,
+      target_id: row.targetId,
+      prev_hash: prev,
+      hash,
+      // Absent keys are SQL NULL (a JSON null would be stored as the jsonb value null).
+      ...(before === null ? {} : { before }),
+      ...(after === null ? {} : { after }),
+      ...(row.requestId === null ? {} : { request_id: row.requestId }),
+    };
+    prev = hash;
+    return e;
+  });
+  const insert = (json: string, newSeq: string, newHash: string, tenant: string) =>
+    `WITH e AS (
+       INSERT INTO audit_events (tenant_id, id, seq, actor_type, actor_id, action, target_type, target_id, before, after, request_id, prev_hash, hash)
+       SELECT ${tenant}, id, seq, actor_type, actor_id, action, target_type, target_id, before, after, request_id, prev_hash, hash
+       FROM jsonb_to_recordset(${json}::jsonb) AS x(id text, seq bigint, actor_type text, actor_id text, action text, target_type text, target_id text,
+                                               before jsonb, after jsonb, request_id text, prev_hash text, hash text))
+     UPDATE audit_heads SET seq = ${newSeq}::bigint, hash = ${newHash} WHERE tenant_id = ${tenant}`;
+  if (opts.atCommit) {
+    // Sent with the COMMIT, in one round trip: the head stays locked one round trip less.
+    // No parameters there, so every value is an escaped literal (seq is an integer).
+    const client = db.$client as unknown as { escapeLiteral(s: string): string };
+    commitWith(db as unknown as Tx, insert(client.escapeLiteral(JSON.stringify(events)), String(seq), client.escapeLiteral(prev), client.escapeLiteral(tenantId)));
+    return;
+  }
+  await db.$client.query(insert("$1", "$2", "$3", "$4"), [JSON.stringify(events), seq, prev, tenantId]);
+}
+
 export async function listAuditForTarget(
   db: Db,
   { tenantId, targetType, targetId }: { tenantId: string; targetType: string; targetId: string },
@@ -103,6 +182,64 @@ export async function listAudit(db: Db, { tenantId, afterSeq, limit }: { tenantI
     .select()
     .from(auditEvents)
     .where(and(eq(auditEvents.tenantId, tenantId), sql`${auditEvents.seq} > ${afterSeq}`))
+    .orderBy(asc(auditEvents.seq))
+    .limit(limit);
+}
+
+export interface AuditSearch {
+  tenantId: string;
+  limit: number;
+  /** Newest first: events with a lower seq than this. */
+  beforeSeq?: number | undefined;
+  actorType?: string | undefined;
+  actorId?: string | undefined;
+  targetType?: string | undefined;
+  targetId?: string | undefined;
+  /** Exact action, or a prefix (`task.`) when `actionPrefix`. */
+  action?: string | undefined;
+  actionPrefix?: boolean;
+  from?: Date | undefined;
+  to?: Date | undefined;
+}
+
+/** The tenant's audit events matching every given filter, newest first. */
+export async function searchAudit(db: Db, q: AuditSearch): Promise<AuditEventRow[]> {
+  const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+  return db
+    .select()
+    .from(auditEvents)
+    .where(
+      and(
+        eq(auditEvents.tenantId, q.tenantId),
+        q.beforeSeq !== undefined ? sql`${auditEvents.seq} < ${q.beforeSeq}` : undefined,
+        q.actorType !== undefined ? eq(auditEvents.actorType, q.actorType) : undefined,
+        q.actorId !== undefined ? eq(auditEvents.actorId, q.actorId) : undefined,
+        q.targetType !== undefined ? eq(auditEvents.targetType, q.targetType) : undefined,
+        q.targetId !== undefined ? eq(auditEvents.targetId, q.targetId) : undefined,
+        q.action !== undefined
+          ? q.actionPrefix
+            ? sql`${auditEvents.action} LIKE ${`${escapeLike(q.action)}%`}`
+            : eq(auditEvents.action, q.action)
+          : undefined,
+        q.from !== undefined ? sql`${auditEvents.createdAt} >= ${q.from}` : undefined,
+        q.to !== undefined ? sql`${auditEvents.createdAt} < ${q.to}` : undefined,
+      ),
+    )
+    .orderBy(desc(auditEvents.seq))
+    .limit(q.limit);
+}
+
+export async function getAuditHead(db: Db, { tenantId }: { tenantId: string }) {
+  const [h] = await db.select().from(auditHeads).where(eq(auditHeads.tenantId, tenantId));
+  return h;
+}
+
+/** A slice of the chain in order: events with `afterSeq < seq <= upToSeq`, at most `limit`. */
+export async function auditChainSlice(db: Db, { tenantId, afterSeq, upToSeq, limit }: { tenantId: string; afterSeq: number; upToSeq: number; limit: number }) {
+  return db
+    .select()
+    .from(auditEvents)
+    .where(and(eq(auditEvents.tenantId, tenantId), sql`${auditEvents.seq} > ${afterSeq}`, sql`${auditEvents.seq} <= ${upToSeq}`))
     .orderBy(asc(auditEvents.seq))
     .limit(limit);
 }

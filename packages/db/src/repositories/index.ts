@@ -6,3 +6,8 @@ export * from "./tasks";
 export * from "./tenants";
 export * as runtime from "./runtime";
 export * as costs from "./costs";
+export * as governance from "./governance";
+export * as gateway from "./gateway";
+export * as proposals from "./proposals";
+export * as memory from "./memory";
+export * as workers from "./workers";

@@ -204,7 +204,7 @@ export interface StepRow {
   runId: string;
   runCreatedAt: Date;
   seq: number;
-  kind: "llm" | "tool" | "message" | "delegate" | "wait" | "idle" | "usage";
+  kind: "llm" | "tool" | "message" | "delegate" | "wait" | "idle" | "usage" | "approval" | "memory" | "policy" | "proposal" | "dream" | "drive";
   name: string | null;
   status: "ok" | "error";
   input: unknown;

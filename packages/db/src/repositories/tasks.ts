@@ -23,7 +23,7 @@ const GLOB_AS_REGEX_TEXT = String.raw`('^' || replace(replace(replace(regexp_rep
 const GLOB_AS_REGEX = sql.raw(GLOB_AS_REGEX_TEXT);
 
 /** True when some domain glob in `descriptor` (an agents.descriptor expression) covers `domain`. */
-const domainsCover = (descriptor: SQL, domain: SQL) =>
+export const domainsCover = (descriptor: SQL, domain: SQL) =>
   sql`EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(${descriptor} -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern) WHERE ${domain} ~ ${GLOB_AS_REGEX})`;
 
 /**
@@ -258,17 +258,27 @@ export async function claimTask(
     agentId,
     leaseOwner,
     ttlSeconds,
-  }: { tenantId: string; taskId: string; agentId: string; leaseOwner: string; ttlSeconds: number },
+    start,
+  }: {
+    tenantId: string;
+    taskId: string;
+    agentId: string;
+    leaseOwner: string;
+    ttlSeconds: number;
+    /** The runtime claims and starts at once: straight to in_progress, worked on by this run. */
+    start?: { runId: string } | undefined;
+  },
 ): Promise<TaskRow | undefined> {
   const [t] = await db
     .update(tasks)
     .set({
-      status: "claimed",
+      status: start ? "in_progress" : "claimed",
       claimedByAgentId: agentId,
       leaseOwner,
       leaseEpoch: sql`${tasks.leaseEpoch} + 1`,
       leaseExpiresAt: leaseUntil(ttlSeconds),
       updatedAt: sql`now()`,
+      ...(start ? { runId: start.runId } : {}),
     })
     .where(and(eq(tasks.tenantId, tenantId), eq(tasks.id, taskId), eq(tasks.status, "queued"), dependenciesDone))
     .returning();

@@ -6,3 +6,8 @@ export * from "./tenants";
 export * from "./runs";
 export * from "./tasks";
 export * from "./costs";
+export * from "./policies";
+export * from "./gateway";
+export * from "./proposals";
+export * from "./memory";
+export * from "./workers";

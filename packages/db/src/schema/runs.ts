@@ -131,16 +131,26 @@ export const waitpoints = pgTable(
   ],
 ).enableRLS();
 
-/** Direct messages to agents (broadcasts and threads grow from here). */
+/**
+ * Messages: direct (to one agent), broadcast (one row per active agent, sharing
+ * `broadcast_id`, so each agent has its own unread state) and replies to people (no
+ * `to_agent_id`; `to_type`/`to_id` name the user or key). `thread_id` is the first
+ * message's id; `reply_to` the message answered.
+ */
 export const messages = pgTable(
   "messages",
   {
     tenantId: tenantId().references(() => tenants.id, { onDelete: "cascade" }),
     id: text("id").notNull(),
-    toAgentId: text("to_agent_id").notNull(),
+    toAgentId: text("to_agent_id"),
+    toType: text("to_type").notNull().default("agent"),
+    toId: text("to_id"),
     fromType: text("from_type").notNull(),
     fromId: text("from_id").notNull(),
     body: text("body").notNull(),
+    threadId: text("thread_id"),
+    replyTo: text("reply_to"),
+    broadcastId: text("broadcast_id"),
     readAt: ts("read_at"),
     readByRunId: text("read_by_run_id"),
     createdAt: createdAt(),
@@ -149,6 +159,7 @@ export const messages = pgTable(
     primaryKey({ columns: [t.tenantId, t.id] }),
     foreignKey({ name: "messages_to_fk", columns: [t.tenantId, t.toAgentId], foreignColumns: [agents.tenantId, agents.id] }),
     index("messages_unread_idx").on(t.tenantId, t.toAgentId, t.createdAt).where(sql`read_at IS NULL`),
+    index("messages_thread_idx").on(t.tenantId, t.threadId, t.createdAt),
     tenantPolicy(),
   ],
 ).enableRLS();

@@ -4,7 +4,8 @@ import { agents } from "./agents";
 import { createdAt, tenantId, tenantPolicy, ts, updatedAt } from "./columns";
 import { tenants } from "./tenants";
 
-export const taskStatuses = ["queued", "claimed", "in_progress", "in_review", "done", "failed", "cancelled", "escalated"] as const;
+/** `backlog`: created by an agent's drive under autonomy `propose`; a person promotes it to `queued`. */
+export const taskStatuses = ["backlog", "queued", "claimed", "in_progress", "in_review", "done", "failed", "cancelled", "escalated"] as const;
 
 /**
  * Work for agents. A task is claimed with a lease (`lease_epoch` rises with every claim),

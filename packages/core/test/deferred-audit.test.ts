@@ -1,0 +1,119 @@
+import { systemActor } from "@bosun/core";
+import { createDatabase, repo, withTenant } from "@bosun/db";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDb, type TestDb } from "../../../test/helpers/db";
+import { audit, deferAudits } from "../src/audit";
+
+/**
+ * Audit events held to the end of a transaction (the runtime's fenced writes): the same
+ * chain as appending them in place, none for work rolled back to a savepoint, and gapless
+ * under concurrent transactions mixing both ways of appending.
+ */
+
+let db: TestDb;
+const T = "ten_0000000000eeeeeeeeeeeeeeee";
+const actor = systemActor(T, "test");
+const event = (n: number | string) => ({ action: "test.event", targetType: "tenant", targetId: T, after: { n } });
+const events = () => withTenant(db.database, T, (tx) => repo.listAudit(tx, { tenantId: T, afterSeq: 0, limit: 1000 }));
+
+function expectChain(list: Awaited<ReturnType<typeof events>>) {
+  expect(list.map((e) => e.seq)).toEqual(list.map((_, i) => i + 1));
+  let prev = repo.GENESIS_HASH;
+  for (const e of list) {
+    expect(e.prevHash).toBe(prev);
+    expect(e.hash).toBe(repo.auditHash(prev, e));
+    prev = e.hash;
+  }
+}
+
+beforeAll(async () => {
+  db = await createTestDb();
+  await db.database.pool.query(`INSERT INTO tenants (id, name) VALUES ($1, 'E')`, [T]);
+});
+afterAll(() => db?.drop());
+
+describe("deferred audit events", () => {
+  it("appends them at the end of the transaction, in order, dropping those of work rolled back to a savepoint", async () => {
+    await withTenant(db.database, T, (tx) =>
+      deferAudits(tx, async () => {
+        await audit(tx, actor, event("first"));
+        await tx.$client.query("SAVEPOINT tool_effect");
+        await audit(tx, actor, event("rolled back"));
+        await tx.$client.query("ROLLBACK TO SAVEPOINT tool_effect");
+        await tx.$client.query("SAVEPOINT task_write");
+        await audit(tx, actor, event("kept after a savepoint"));
+        await audit(tx, actor, event(null as unknown as number));
+        // Nothing is written, nor the chain's head locked, before the end.
+        const { rows } = await tx.$client.query(`SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1`, [T]);
+        expect(rows[0].n).toBe(0);
+      }),
+    );
+    const list = await events();
+    expect(list.map((e) => (e.after as { n: unknown }).n)).toEqual(["first", "kept after a savepoint", null]);
+    expect(list.every((e) => e.before === null && e.requestId === null)).toBe(true);
+    expectChain(list);
+  });
+
+  it("writes nothing when the transaction fails, and outside deferAudits appends in place", async () => {
+    const before = (await events()).length;
+    await expect(
+      withTenant(db.database, T, (tx) =>
+        deferAudits(tx, async () => {
+          await audit(tx, actor, event("lost"));
+          throw new Error("boom");
+        }),
+      ),
+    ).rejects.toThrow("boom");
+    expect(await events()).toHaveLength(before);
+    await withTenant(db.database, T, async (tx) => {
+      await audit(tx, actor, event("in place"));
+      const { rows } = await tx.$client.query(`SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1`, [T]);
+      expect(rows[0].n).toBe(before + 1);
+    });
+    // The connection's query method is its own again once deferAudits is done.
+    const client = await db.database.pool.connect();
+    try {
+      expect(Object.hasOwn(client, "query")).toBe(false);
+    } finally {
+      client.release();
+    }
+  });
+
+  it("sends the held events with the COMMIT, and writes them first if the transaction audits again in place", async () => {
+    const before = (await events()).length;
+    await withTenant(db.database, T, async (tx) => {
+      await deferAudits(tx, () => audit(tx, actor, event("held")));
+      await audit(tx, actor, event("then in place"));
+    });
+    const list = await events();
+    expect(list.slice(before).map((e) => (e.after as { n: unknown }).n)).toEqual(["held", "then in place"]);
+    expectChain(list);
+  });
+
+  it("keeps the chain gapless under concurrent deferred and in-place appends", async () => {
+    const many = createDatabase(db.url, { max: 8 });
+    try {
+      await Promise.all(
+        Array.from({ length: 24 }, (_, i) =>
+          withTenant(many, T, async (tx) => {
+            if (i % 2) return audit(tx, actor, event(i));
+            return deferAudits(tx, async () => {
+              await audit(tx, actor, event(i));
+              await audit(tx, actor, event(`${i}b`));
+            });
+          }),
+        ),
+      );
+    } finally {
+      await many.close();
+    }
+    const list = await events();
+    expect(list.length).toBeGreaterThanOrEqual(36);
+    expectChain(list);
+    // A transaction's deferred events are adjacent in the chain.
+    for (let i = 0; i < 24; i += 2) {
+      const at = list.findIndex((e) => (e.after as { n: unknown }).n === i);
+      expect((list[at + 1]!.after as { n: unknown }).n).toBe(`${i}b`);
+    }
+  });
+});
