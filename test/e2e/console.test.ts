@@ -50,6 +50,12 @@ async function shot(name: string) {
 const region = (name: string | RegExp) => page.getByRole("region", { name });
 const column = (status: string) => page.getByRole("region", { name: new RegExp(`^${status} \\d`) });
 const card = (where: Locator, title: string) => where.getByRole("article", { name: title });
+const nav = (name: string | RegExp) => page.getByRole("navigation", { name: "Main" }).getByRole("link", { name });
+/** The tenant's active agents, from the API (the demo fleet grows as the gateway and memory demos land). */
+const activeAgents = async () =>
+  ((await (await page.request.get(`${base}/v1/agents?limit=200`)).json()).items as { status: string }[]).filter((a) => a.status === "active").length;
+/** Cookie-authenticated writes from the test itself carry the console's Origin, as the browser's do. */
+const postJson = (url: string, data: unknown) => page.request.post(`${base}${url}`, { data, headers: { origin: base } });
 
 beforeAll(async () => {
   if (!fs.existsSync(path.join(CONSOLE_DIR, "index.html"))) {
@@ -143,7 +149,9 @@ describe("the console", { timeout: 60_000 }, () => {
     await page.getByText(/Live · refreshes every 3 s/).waitFor();
     // The demo agents are up and their starter tasks get done by the worker.
     const active = page.getByRole("link", { name: /Active agents/ });
-    await expect.poll(() => active.textContent()).toMatch(/Active agents\s*3/);
+    const demoAgents = await activeAgents();
+    expect(demoAgents).toBeGreaterThanOrEqual(3);
+    await expect.poll(() => active.locator(".stat-value").textContent()).toBe(String(demoAgents));
     await expect.poll(() => page.getByRole("link", { name: "reconciliation-finance" }).count()).toBeGreaterThan(0);
     const recent = page.getByRole("region", { name: "Runs in progress" });
     await expect.poll(() => recent.getByText("succeeded").count(), { timeout: LIVE_MS }).toBeGreaterThanOrEqual(4);
@@ -273,6 +281,119 @@ describe("the console", { timeout: 60_000 }, () => {
     await shot("runs");
   });
 
+  it("holds a tool call for approval, approves it with a comment in the inbox, and the run resumes and finishes its task", { timeout: 90_000 }, async () => {
+    // procurement's first model turn creates a task worth $1,200; its descriptor wants a person above $1,000.
+    await page.goto(`${base}/agents`);
+    await page.getByRole("button", { name: "Apply a descriptor" }).click();
+    await page.getByLabel("Descriptor (YAML or JSON)").fill(PROCUREMENT);
+    await page.getByRole("button", { name: "Apply descriptor" }).click();
+    await page.getByText("Applied: revision 1 is now current.").waitFor();
+
+    await nav("Tasks").click();
+    await page.getByRole("button", { name: "New task" }).click();
+    const form = region("New task");
+    await form.getByLabel("Title").fill("Buy servers for the Q3 expansion");
+    await form.getByLabel("Assignee").selectOption("procurement");
+    await form.getByRole("button", { name: "Create task" }).click();
+    await page.getByRole("status").getByText("Buy servers for the Q3 expansion").waitFor();
+
+    // The run stops at the approval: it shows in the inbox (and its count in the nav) while the run waits.
+    await nav(/^Inbox/).click();
+    await page.getByRole("heading", { name: "Inbox", level: 1 }).waitFor();
+    const approvals = region(/^Approvals/);
+    const held = card(approvals, "create_task by procurement");
+    await held.waitFor({ timeout: LIVE_MS });
+    expect(await held.textContent()).toContain("Order 40 servers");
+    expect(await held.textContent()).toMatch(/\$1200\.00 is over the agent's approval threshold of \$1000\.00/);
+    expect(await held.textContent()).toContain("spec.approval.on_action_value_usd_gt");
+    await held.getByText("waiting", { exact: true }).waitFor();
+    await expect.poll(() => nav(/^Inbox/).textContent(), { timeout: LIVE_MS }).toMatch(/Inbox\s*[1-9]/);
+    const runHref = (await held.getByRole("link", { name: /…/ }).getAttribute("href"))!;
+    expect(runHref).toMatch(/^\/runs\/run_/);
+    await shot("inbox");
+    await page.setViewportSize(PHONE);
+    await held.getByRole("button", { name: "Approve" }).waitFor();
+    await shot("inbox-phone");
+    await page.setViewportSize(DESKTOP);
+
+    // Approve with a comment, from the keyboard: the form submits on Enter in the button.
+    await held.getByLabel("Comment (optional)").fill("Budgeted in the Q3 plan");
+    await held.getByRole("button", { name: "Approve" }).focus();
+    await page.keyboard.press("Enter");
+    await page.getByRole("status").getByText("Approved create_task for procurement: its run resumes.").waitFor();
+    await held.waitFor({ state: "detached" });
+    const decided = (await (await page.request.get(`${base}/v1/approvals?agent=procurement`)).json()).items[0];
+    expect(decided).toMatchObject({ status: "approved", comment: "Budgeted in the Q3 plan", decidedBy: { type: "user" } });
+
+    // The run resumes: the tool runs once, and the agent completes its task.
+    await page.goto(`${base}${runHref}`);
+    await page.getByRole("heading", { name: /Trace of procurement/, level: 1 }).waitFor();
+    await expect.poll(() => page.getByRole("heading", { level: 1 }).textContent(), { timeout: LIVE_MS }).toContain("succeeded");
+    const timeline = region("Timeline");
+    await timeline.getByText("create_task", { exact: true }).first().waitFor();
+    await timeline.getByText("complete_task", { exact: true }).waitFor();
+    await shot("run-trace-approved");
+    await nav("Tasks").click();
+    await card(column("done"), "Buy servers for the Q3 expansion").waitFor({ timeout: LIVE_MS });
+    // The approved call made its task, which release-notes picks up.
+    await card(page.locator("main"), "Order 40 servers").waitFor({ timeout: LIVE_MS });
+    const created = await (await page.request.get(`${base}/v1/tasks?limit=200`)).json();
+    expect((created.items as { title: string }[]).filter((t) => t.title === "Order 40 servers")).toHaveLength(1);
+
+    // The fleet counts what still waits in the inbox and links to it.
+    await nav("Fleet").click();
+    const pending = page.getByRole("link", { name: /Pending approvals/ });
+    await pending.waitFor();
+    const stillPending = (await (await page.request.get(`${base}/v1/approvals?status=pending`)).json()).items.length as number;
+    await expect.poll(() => pending.locator(".stat-value").textContent()).toBe(String(stillPending));
+  });
+
+  it("denies the demo tool-runner's held call with a comment, and creates and deletes a policy", async () => {
+    // The gateway demo's agent waits on a person for get-sum (spec.approval.tools).
+    await nav(/^Inbox/).click();
+    const held = card(region(/^Approvals/), "mcp__everything__get-sum by tool-runner");
+    await held.waitFor({ timeout: LIVE_MS });
+    const runHref = (await held.getByRole("link", { name: /…/ }).getAttribute("href"))!;
+    await held.getByLabel("Comment (optional)").fill("Not this month");
+    await held.getByRole("button", { name: "Deny" }).click();
+    await page.getByRole("status").getByText("Denied mcp__everything__get-sum for tool-runner: its run resumes.").waitFor();
+    await held.waitFor({ state: "detached" });
+    // The agent reads the denial as the tool's result and finishes its run.
+    await page.goto(`${base}${runHref}`);
+    await expect.poll(() => page.getByRole("heading", { level: 1 }).textContent(), { timeout: LIVE_MS }).toContain("succeeded");
+    const denial = (await (await page.request.get(`${base}${runHref.replace("/runs/", "/v1/runs/")}/steps`)).json()).items.find(
+      (st: { kind: string; name: string }) => st.kind === "tool" && st.name.includes("get-sum"),
+    );
+    expect(denial.status).toBe("error");
+    expect(JSON.stringify(denial.output)).toContain("Not this month");
+
+    // Policies: an admin adds one in the UI; it is listed in words, then deleted.
+    await nav("Policies").click();
+    await page.getByRole("heading", { name: "Policies", level: 1 }).waitFor();
+    await page.getByRole("button", { name: "New policy" }).click();
+    const form = page.getByRole("form", { name: "New policy" });
+    await form.getByLabel("Name").fill("ask-before-env");
+    await form.getByLabel("Tool (glob on its ref)").fill("mcp://gateway/everything/get-env");
+    await form.getByLabel("Decision").selectOption("require_approval");
+    await form.getByLabel("Approval expires after").fill("2h");
+    await form.getByRole("button", { name: "Create policy" }).click();
+    const row = page.getByRole("table", { name: "Policies" }).getByRole("row", { name: /ask-before-env/ });
+    await row.waitFor();
+    expect(await row.textContent()).toContain("tool mcp://gateway/everything/get-env");
+    expect(await row.textContent()).toContain("every agent");
+    expect(await row.textContent()).toContain("expires after 2 h 0 min");
+    await shot("policies");
+    // A second with the same name is refused, readably.
+    await page.getByRole("button", { name: "New policy" }).click();
+    await form.getByLabel("Name").fill("ask-before-env");
+    await form.getByRole("button", { name: "Create policy" }).click();
+    await expect.poll(() => form.getByRole("alert").textContent()).toMatch(/CONFLICT|VALIDATION/);
+    await form.getByRole("button", { name: "Cancel" }).click();
+    await row.getByRole("button", { name: "Delete" }).click();
+    await row.getByRole("button", { name: "Yes, delete" }).click();
+    await row.waitFor({ state: "detached" });
+  });
+
   it("shows the period's spend, exports the ledger as CSV, and sets a budget", async () => {
     // The demo agents' scripted models are priced: their finished runs cost something.
     // The worker rolls the ledger up every second here (a minute by default): wait for the
@@ -382,6 +503,91 @@ describe("the console", { timeout: 60_000 }, () => {
     await shot("api-keys");
   });
 
+  it("decides a proposal, filters the audit log and verifies its chain", async () => {
+    // A person proposes a change in finance's domain; reconciliation-finance owns finance/* and is asked.
+    const created = await postJson("/v1/proposals", { title: "Move invoice intake to finance", body: "Finance should own the intake inbox.", domains: ["finance/invoices"] });
+    expect(created.status()).toBe(201);
+    await nav("Proposals").click();
+    await page.getByRole("heading", { name: "Proposals", level: 1 }).waitFor();
+    await page.getByRole("button", { name: "Move invoice intake to finance" }).click();
+    const proposal = page.getByRole("article", { name: /Move invoice intake to finance/ });
+    await proposal.getByRole("link", { name: "reconciliation-finance" }).waitFor();
+    await proposal.getByLabel("Comment (optional)").fill("Agreed with the finance lead");
+    await proposal.getByRole("button", { name: "Approve proposal" }).click();
+    await expect.poll(() => proposal.textContent(), { timeout: LIVE_MS }).toContain("decided by a person");
+    expect(await proposal.textContent()).toContain("Agreed with the finance lead");
+    await shot("proposals");
+
+    // Audit: admins only; a malformed filter is refused readably; a prefix filter finds the decisions.
+    await nav("Audit").click();
+    await page.getByRole("heading", { name: "Audit", level: 1 }).waitFor();
+    const events = page.getByRole("table", { name: "Audit events" });
+    await events.waitFor();
+    expect(await events.getByRole("row").count()).toBeGreaterThan(5);
+    await page.getByLabel("Action").fill("Not An Action");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    const error = page.getByRole("alert");
+    await expect.poll(() => error.textContent()).toContain("VALIDATION");
+    expect(await error.textContent()).toContain("action");
+    await page.getByLabel("Action").fill("approval.*");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await expect.poll(() => page.url()).toContain("action=approval.*");
+    const row = events.getByRole("row", { name: /approval\.approve/ });
+    await row.first().waitFor();
+    expect(await events.getByRole("row").filter({ hasNotText: /approval\./ }).count()).toBe(1); // the header
+    await row.first().getByRole("button", { name: /Details/ }).click();
+    await page.getByRole("heading", { name: "After" }).waitFor();
+    expect(await events.textContent()).toContain("Budgeted in the Q3 plan");
+
+    await page.getByRole("button", { name: "Verify chain" }).click();
+    const verdict = page.getByRole("status").filter({ hasText: "The chain is intact." });
+    await verdict.waitFor();
+    expect(await verdict.textContent()).toMatch(/\d+ events checked, up to #\d+/);
+    await shot("audit");
+    await page.setViewportSize(PHONE);
+    await page.getByRole("button", { name: "Verify chain" }).waitFor();
+    await shot("audit-phone");
+    await page.setViewportSize(DESKTOP);
+    await page.getByRole("button", { name: "Clear" }).click();
+    await expect.poll(() => page.url()).not.toContain("action=");
+  });
+
+  it("shows an agent's memory layers and the MCP servers with their tools", async () => {
+    await page.goto(`${base}/agents/reconciliation-finance`);
+    const memory = region("Memory");
+    await memory.getByRole("img", { name: /^Soul: \d+ % used, [\d,]+ of [\d,]+ tokens$/ }).waitFor();
+    await memory.getByRole("img", { name: /^Working memory: \d+ % used, [\d,]+ of 2,000 tokens$/ }).waitFor();
+    // The demo's seeded memories: acme survives the demo dream (which merges and archives others).
+    const items = memory.getByRole("list", { name: "Working memory items" });
+    await items.getByRole("button", { name: /acme/ }).click();
+    await memory.getByText("Acme pays on the 5th of each month").waitFor();
+    expect(await memory.textContent()).toMatch(/Archive\s*\d+ items?/);
+    expect(await memory.textContent()).toMatch(/Last dream/);
+    await shot("agent-memory");
+
+    // The gateway demo registered server-everything and listed its tools.
+    await nav("Tools").click();
+    await page.getByRole("heading", { name: "Tools", level: 1 }).waitFor();
+    const servers = page.getByRole("table", { name: "MCP servers" });
+    await servers.getByRole("row", { name: /everything/ }).waitFor();
+    await servers.getByRole("button", { name: "Refresh everything" }).click();
+    await page.getByRole("status").getByText(/Refreshed everything: \d+ added, \d+ changed, \d+ unchanged, \d+ removed\./).waitFor();
+    const tools = page.getByRole("table", { name: "Tools of everything" });
+    await tools.getByRole("row", { name: /\becho\b/ }).first().waitFor();
+    expect(await tools.textContent()).toContain("mcp://gateway/everything/echo");
+    expect(await tools.textContent()).toMatch(/v\d+\s*current/);
+
+    // Registering is validated by the API; its refusal is shown in the form.
+    await page.getByRole("button", { name: "Register a server" }).click();
+    const reg = page.getByRole("form", { name: "Register an MCP server" });
+    await reg.getByLabel("Name", { exact: true }).fill("Bad Name");
+    await reg.getByLabel("Command", { exact: true }).fill("mcp-server-everything");
+    await reg.getByRole("button", { name: "Register server" }).click();
+    await expect.poll(() => reg.getByRole("alert").textContent()).toContain("VALIDATION");
+    await shot("tools");
+    await reg.getByRole("button", { name: "Cancel" }).click();
+  });
+
   it("changes the tenant's time zone and switches tenants", async () => {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Settings" }).click();
     await page.getByRole("heading", { name: "Settings", level: 1 }).waitFor();
@@ -390,6 +596,13 @@ describe("the console", { timeout: 60_000 }, () => {
     await page.getByRole("status").getByText("Saved.").waitFor();
     const tenant = await (await page.request.get(`${base}/v1/tenant`)).json();
     expect(tenant.timeZone).toBe("Europe/Paris");
+    // The Deployment section: this run's worker reported itself, with its SMTP state.
+    const deployment = page.getByRole("region", { name: "Deployment" });
+    await expect.poll(() => deployment.getByTestId("workers-online").textContent()).toContain("1 online");
+    const smtp = process.env.SMTP_URL ? new URL(process.env.SMTP_URL).hostname : "not configured budget alerts are listed but not emailed; set SMTP_URL on the worker";
+    await expect.poll(() => deployment.getByTestId("smtp-state").textContent()).toContain(smtp);
+    await deployment.getByRole("table", { name: "Workers" }).getByRole("cell", { name: worker.id }).waitFor();
+    expect(await deployment.getByTestId("provider-scripted").textContent()).toContain("configured");
     await shot("settings");
 
     // The operator belongs to two tenants: the header offers the switch.
@@ -401,7 +614,11 @@ describe("the console", { timeout: 60_000 }, () => {
     await page.getByText("No agents here yet.").waitFor();
     await shot("agents-empty-other-tenant");
     await page.getByLabel("Switch tenant").selectOption({ label: "Demo (owner)" });
-    await expect.poll(() => page.getByRole("link", { name: /Active agents/ }).textContent()).toMatch(/Active agents\s*4/);
+    const active = page.getByRole("link", { name: /Active agents/ }).locator(".stat-value");
+    await expect.poll(() => active.textContent()).not.toBe("0");
+    const demoAgents = await activeAgents();
+    expect(demoAgents).toBeGreaterThanOrEqual(5); // the demo fleet, launch-coordinator and procurement
+    await expect.poll(() => active.textContent()).toBe(String(demoAgents));
   });
 
   it("logs out", async () => {
@@ -463,4 +680,24 @@ spec:
   soul: |
     You coordinate launches and hand the writing to release-notes.
   domains: [ launches/* ]
+`;
+
+/** Buys through create_task; anything worth over $1,000 waits for a person (spec.approval). */
+const PROCUREMENT = `apiVersion: agent.os/v1
+kind: Agent
+metadata:
+  name: procurement
+  owner: finance
+  description: Orders what the fleet needs, within limits
+spec:
+  model:
+    provider: scripted
+    name: scripted-small
+    pinned_revision: "2026-01-01"
+    script:
+      - call: create_task
+        input: { title: Order 40 servers, assignee: release-notes, action_value_usd: 1200 }
+  soul: |
+    You buy what the fleet needs and never spend over a limit without a person's approval.
+  approval: { on_action_value_usd_gt: 1000 }
 `;

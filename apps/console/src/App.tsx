@@ -1,32 +1,57 @@
 import { type JSX, useCallback, useEffect, useMemo, useState } from "react";
 import { type Agent, ApiError, api, type Me, setUnauthorizedHandler } from "./api";
-import { ErrorBanner, Loading } from "./components";
+import { ErrorBanner, INBOX_CHANGED, Loading } from "./components";
 import { TimeZoneContext } from "./format";
+import { useLoad } from "./hooks";
 import { AgentDetailPage } from "./pages/AgentDetail";
 import { AgentsPage } from "./pages/Agents";
 import { ApiKeysPage } from "./pages/ApiKeys";
+import { AuditPage } from "./pages/Audit";
 import { BudgetsPage } from "./pages/Budgets";
 import { CostsPage } from "./pages/Costs";
 import { FleetPage } from "./pages/Fleet";
+import { InboxPage } from "./pages/Inbox";
 import { LoginPage } from "./pages/Login";
+import { PoliciesPage } from "./pages/Policies";
+import { ProposalsPage } from "./pages/Proposals";
 import { RunsPage } from "./pages/Runs";
 import { RunTracePage } from "./pages/RunTrace";
 import { SettingsPage } from "./pages/Settings";
 import { TaskDetailPage } from "./pages/TaskDetail";
 import { TasksPage } from "./pages/Tasks";
+import { ToolsPage } from "./pages/Tools";
 import { Link, match, navigate, useLocation } from "./router";
 import { hasScope, type Session, SessionContext } from "./session";
 
 const NAV = [
   { href: "/", label: "Fleet" },
+  { href: "/inbox", label: "Inbox" },
   { href: "/agents", label: "Agents" },
   { href: "/tasks", label: "Tasks" },
   { href: "/runs", label: "Runs" },
+  { href: "/proposals", label: "Proposals" },
+  { href: "/policies", label: "Policies" },
+  { href: "/tools", label: "Tools" },
   { href: "/costs", label: "Costs" },
   { href: "/budgets", label: "Budgets & alerts" },
+  { href: "/audit", label: "Audit", scope: "admin" as const },
   { href: "/api-keys", label: "API keys" },
   { href: "/settings", label: "Settings" },
 ];
+const INBOX_POLL_MS = 5000;
+
+/** How many items wait in the inbox ("100+" past one page), polled for the nav; refreshed at once when a page decides one. */
+function useInboxCount(tenantId: string): string | undefined {
+  const inbox = useLoad(`nav-inbox:${tenantId}`, () => api.inbox(), { pollMs: INBOX_POLL_MS });
+  const { reload } = inbox;
+  useEffect(() => {
+    const onChange = () => void reload();
+    window.addEventListener(INBOX_CHANGED, onChange);
+    return () => window.removeEventListener(INBOX_CHANGED, onChange);
+  }, [reload]);
+  if (!inbox.data) return undefined;
+  return `${inbox.data.items.length}${inbox.data.nextCursor ? "+" : ""}`;
+}
 
 type Auth = { state: "checking" } | { state: "signed-out"; error?: unknown } | { state: "signed-in"; me: Me };
 
@@ -135,6 +160,8 @@ export function App() {
 function Header({ me, path, onSwitch, onLogout }: { me: Me; path: string; onSwitch(id: string): Promise<void>; onLogout(): Promise<void> }) {
   const [error, setError] = useState<unknown>();
   const current = (href: string) => (href === "/" ? path === "/" : path === href || path.startsWith(`${href}/`));
+  const inboxCount = useInboxCount(me.tenant.id);
+  const admin = hasScope(me.scopes, "admin");
   return (
     <header className="topbar">
       <div className="topbar-row">
@@ -177,10 +204,16 @@ function Header({ me, path, onSwitch, onLogout }: { me: Me; path: string; onSwit
       </div>
       <nav aria-label="Main">
         <ul>
-          {NAV.map((n) => (
+          {NAV.filter((n) => !n.scope || admin).map((n) => (
             <li key={n.href}>
               <Link href={n.href} aria-current={current(n.href) ? "page" : undefined}>
                 {n.label}
+                {n.href === "/inbox" && inboxCount !== undefined ? (
+                  <span className={`nav-count${inboxCount === "0" ? " nav-count-zero" : ""}`}>
+                    {inboxCount}
+                    <span className="sr-only"> waiting</span>
+                  </span>
+                ) : null}
               </Link>
             </li>
           ))}
@@ -199,6 +232,11 @@ const ROUTES: Array<[string, (p: Record<string, string>) => JSX.Element]> = [
   ["/tasks/:id", (p) => <TaskDetailPage key={p.id} id={p.id!} />],
   ["/runs", () => <RunsPage />],
   ["/runs/:id", (p) => <RunTracePage key={p.id} id={p.id!} />],
+  ["/inbox", () => <InboxPage />],
+  ["/proposals", () => <ProposalsPage />],
+  ["/policies", () => <PoliciesPage />],
+  ["/tools", () => <ToolsPage />],
+  ["/audit", () => <AuditPage />],
   ["/costs", () => <CostsPage />],
   ["/budgets", () => <BudgetsPage />],
   ["/api-keys", () => <ApiKeysPage />],

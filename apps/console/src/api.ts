@@ -5,15 +5,26 @@
  */
 import type {
   agentApplyResultSchema,
+  agentMemorySchema,
   agentSchema,
   alertSchema,
   apiKeySchema,
+  approvalSchema,
+  auditEventSchema,
+  auditVerifySchema,
   budgetSchema,
   costSettingsSchema,
   costsSchema,
   createdApiKeySchema,
   FieldIssue,
+  inboxItemSchema,
+  mcpRefreshResultSchema,
+  mcpServerSchema,
+  mcpToolSchema,
   meSchema,
+  policySchema,
+  proposalDetailSchema,
+  proposalSchema,
   revisionDiffSchema,
   revisionSchema,
   runDetailSchema,
@@ -45,6 +56,17 @@ export type BudgetAlert = z.output<typeof alertSchema>;
 export type Costs = z.output<typeof costsSchema>;
 export type CostSettings = z.output<typeof costSettingsSchema>;
 export type CostGroup = Costs["groupBy"];
+export type Approval = z.output<typeof approvalSchema>;
+export type Policy = z.output<typeof policySchema>;
+export type InboxItem = z.output<typeof inboxItemSchema>;
+export type AuditEvent = z.output<typeof auditEventSchema>;
+export type AuditVerification = z.output<typeof auditVerifySchema>;
+export type AgentMemory = z.output<typeof agentMemorySchema>;
+export type Proposal = z.output<typeof proposalSchema>;
+export type ProposalDetail = z.output<typeof proposalDetailSchema>;
+export type McpServer = z.output<typeof mcpServerSchema>;
+export type McpTool = z.output<typeof mcpToolSchema>;
+export type McpRefreshResult = z.output<typeof mcpRefreshResultSchema>;
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;
@@ -137,6 +159,7 @@ export const api = {
   logout: () => request<void>("POST", "/v1/auth/logout"),
   switchTenant: (tenantId: string) => request<void>("POST", "/v1/auth/tenant", { body: { tenantId } }),
   updateTenant: (patch: { name?: string; timeZone?: string }) => request<Tenant>("PATCH", "/v1/tenant", { body: patch }),
+  deployment: () => request<import("@bosun/contracts").Deployment>("GET", "/v1/settings/deployment"),
 
   agents: (query: Query = {}) => request<Page<Agent>>("GET", "/v1/agents", { query: { limit: 200, ...query } }),
   agent: (name: string) => request<Agent>("GET", `/v1/agents/${enc(name)}`),
@@ -172,6 +195,31 @@ export const api = {
   updateBudget: (id: string, body: Record<string, unknown>) => request<Budget>("PATCH", `/v1/budgets/${enc(id)}`, { body }),
   deleteBudget: (id: string) => request<Budget>("DELETE", `/v1/budgets/${enc(id)}`),
   alerts: (query: Query = {}) => request<Page<BudgetAlert>>("GET", "/v1/alerts", { query: { limit: 50, ...query } }),
+
+  inbox: (query: Query = {}) => request<Page<InboxItem>>("GET", "/v1/inbox", { query: { limit: 100, ...query } }),
+  approvals: (query: Query = {}) => request<Page<Approval>>("GET", "/v1/approvals", { query: { limit: 100, ...query } }),
+  approval: (id: string) => request<Approval>("GET", `/v1/approvals/${enc(id)}`),
+  decideApproval: (id: string, decision: "approve" | "deny", comment?: string) =>
+    request<Approval>("POST", `/v1/approvals/${enc(id)}/${decision}`, { body: comment ? { comment } : {} }),
+
+  policies: () => all<Policy>("/v1/policies"),
+  createPolicy: (body: Record<string, unknown>) => request<Policy>("POST", "/v1/policies", { body }),
+  deletePolicy: (id: string) => request<Policy>("DELETE", `/v1/policies/${enc(id)}`),
+
+  proposals: (query: Query = {}) => request<Page<Proposal>>("GET", "/v1/proposals", { query: { limit: 50, ...query } }),
+  proposal: (id: string) => request<ProposalDetail>("GET", `/v1/proposals/${enc(id)}`),
+  decideProposal: (id: string, decision: "approve" | "reject", comment?: string) =>
+    request<ProposalDetail>("POST", `/v1/proposals/${enc(id)}/decide`, { body: comment ? { decision, comment } : { decision } }),
+
+  audit: (query: Query = {}) => request<Page<AuditEvent>>("GET", "/v1/audit", { query: { limit: 50, ...query } }),
+  verifyAudit: () => request<AuditVerification>("GET", "/v1/audit/verify"),
+
+  memory: (name: string) => request<AgentMemory>("GET", `/v1/agents/${enc(name)}/memory`),
+
+  mcpServers: () => all<McpServer>("/v1/mcp-servers"),
+  createMcpServer: (body: Record<string, unknown>) => request<McpServer>("POST", "/v1/mcp-servers", { body }),
+  refreshMcpServer: (name: string) => request<McpRefreshResult>("POST", `/v1/mcp-servers/${enc(name)}/refresh`),
+  mcpTools: (server: string) => all<McpTool>(`/v1/mcp-servers/${enc(server)}/tools`),
 };
 
 /** The CSV export of the ledger (or its daily rollups): a plain link, the cookie authenticates it. */

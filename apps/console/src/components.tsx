@@ -241,3 +241,27 @@ export function BudgetGauge({ budget: b }: { budget: Budget }) {
     </div>
   );
 }
+
+/**
+ * How much of a bounded layer is used (memory tokens against their limit): a bar with the
+ * numbers beside it, and its text as the bar's accessible name.
+ */
+export function UsageBar({ used, limit, unit = "tokens", label }: { used: number; limit: number; unit?: string; label: string }) {
+  const pct = limit > 0 ? Math.round((used / limit) * 100) : used > 0 ? 100 : 0;
+  const tone = pct >= 100 ? "bad" : pct >= 80 ? "warn" : "ok";
+  const text = `${used.toLocaleString()} of ${limit.toLocaleString()} ${unit}`;
+  return (
+    <div className="gauge-wrap">
+      <div className={`gauge gauge-${tone}`} role="img" aria-label={`${label}: ${pct} % used, ${text}`}>
+        <span className="gauge-spent" style={{ width: `${Math.min(100, pct)}%` }} />
+      </div>
+      <span className="gauge-text small">
+        {text} · {pct} %
+      </span>
+    </div>
+  );
+}
+
+/** Tells the header's inbox count (and anything else listening) that the inbox changed. */
+export const INBOX_CHANGED = "bosun:inbox-changed";
+export const inboxChanged = () => window.dispatchEvent(new Event(INBOX_CHANGED));

@@ -1,7 +1,23 @@
 import { type FormEvent, useState } from "react";
 import { stringify } from "yaml";
-import { type Agent, api, type Revision, type RevisionDiff } from "../api";
-import { Badge, BudgetGauge, budgetAmount, CodeBlock, ConfirmButton, CopyButton, Empty, ErrorBanner, LiveBadge, Loading, PageHeader, TimeAgo, useTitle, WINDOW_LABEL } from "../components";
+import { type Agent, type AgentMemory, api, type Revision, type RevisionDiff } from "../api";
+import {
+  Badge,
+  BudgetGauge,
+  budgetAmount,
+  CodeBlock,
+  ConfirmButton,
+  CopyButton,
+  Empty,
+  ErrorBanner,
+  LiveBadge,
+  Loading,
+  PageHeader,
+  TimeAgo,
+  UsageBar,
+  useTitle,
+  WINDOW_LABEL,
+} from "../components";
 import { formatTime, pretty, useTimeZone } from "../format";
 import { useAction, useLoad } from "../hooks";
 import { Link, setQuery, useLocation } from "../router";
@@ -100,6 +116,7 @@ export function AgentDetailPage({ name }: { name: string }) {
 
       <Overview agent={a} />
       <AgentBudgets name={name} />
+      <AgentMemoryPanel name={name} />
       <div className="columns">
         <RecentRuns name={name} />
         <AgentTasks name={name} />
@@ -143,6 +160,90 @@ function AgentBudgets({ name }: { name: string }) {
         </ul>
       )}
     </section>
+  );
+}
+
+/** The memory layers (soul, working memory, active context, archive) with their usage, and the last dream. */
+function AgentMemoryPanel({ name }: { name: string }) {
+  const memory = useLoad(`memory:${name}`, () => api.memory(name), { pollMs: 10_000 });
+  return (
+    <section className="panel" aria-labelledby="memory-title">
+      <div className="panel-head">
+        <h2 id="memory-title">Memory</h2>
+        {memory.data ? <span className="muted small">tokens counted by {memory.data.tokenizer}</span> : null}
+      </div>
+      <ErrorBanner error={memory.error} />
+      {!memory.data ? memory.error ? null : <Loading /> : <MemoryLayers m={memory.data} />}
+    </section>
+  );
+}
+
+function MemoryLayers({ m }: { m: AgentMemory }) {
+  const [open, setOpen] = useState<string>();
+  return (
+    <>
+      <dl className="memory-layers">
+        <dt>Soul</dt>
+        <dd>
+          <UsageBar label="Soul" used={m.soul.tokens} limit={m.soul.limit} />
+          <span className="muted small">always loaded, from the descriptor</span>
+        </dd>
+        <dt>Working memory</dt>
+        <dd>
+          <UsageBar label="Working memory" used={m.working.tokens} limit={m.working.limit} />
+          <span className="muted small">
+            {m.working.items.length} {m.working.items.length === 1 ? "item" : "items"}, curated by the agent; a write over the limit is refused
+          </span>
+        </dd>
+        <dt>Active context</dt>
+        <dd>
+          {m.context.limit.toLocaleString()} tokens per run <span className="muted small">· task, messages, threads and proposals, assembled for each run</span>
+        </dd>
+        <dt>Archive</dt>
+        <dd>
+          {m.archive.items.toLocaleString()} {m.archive.items === 1 ? "item" : "items"} · {m.archive.tokens.toLocaleString()} tokens{" "}
+          <span className="muted small">· searched on demand, kept {m.archive.retentionDays} days</span>
+        </dd>
+        <dt>Last dream</dt>
+        <dd>
+          {m.dreams.lastAt ? (
+            <>
+              <TimeAgo iso={m.dreams.lastAt} />
+              {m.dreams.lastRunId ? (
+                <>
+                  {" "}
+                  · <Link href={`/runs/${m.dreams.lastRunId}`}>its run</Link>
+                </>
+              ) : null}
+            </>
+          ) : (
+            <span className="muted">never</span>
+          )}
+          <span className="muted small"> · {m.dreams.changesSince.toLocaleString()} working-memory writes since</span>
+        </dd>
+      </dl>
+      <h3>Working memory items</h3>
+      {m.working.items.length === 0 ? (
+        <Empty title="Working memory is empty.">The agent writes here with its memory tool.</Empty>
+      ) : (
+        <ul className="run-list" aria-label="Working memory items">
+          {m.working.items.map((i) => (
+            <li key={i.id}>
+              <button type="button" className="run-row link-button" aria-expanded={open === i.id} onClick={() => setOpen(open === i.id ? undefined : i.id)}>
+                <span className="run-agent">{i.title}</span>
+                <span className="muted">
+                  {i.tokens.toLocaleString()} tokens · v{i.version} · {i.source}
+                </span>
+                <span className="muted run-time">
+                  <TimeAgo iso={i.updatedAt} />
+                </span>
+              </button>
+              {open === i.id ? <CodeBlock value={i.content} label={i.title} /> : null}
+            </li>
+          ))}
+        </ul>
+      )}
+    </>
   );
 }
 

@@ -1,5 +1,5 @@
 import type { AgentStatus, TaskStatus } from "@bosun/contracts";
-import { type Agent, api, type Page, type Run, type Task } from "../api";
+import { type Agent, api, type InboxItem, type Page, type Run, type Task } from "../api";
 import { Badge, BudgetGauge, Empty, ErrorBanner, LiveBadge, Loading, PageHeader, TimeAgo, useTitle } from "../components";
 import { monthStart, number, plural, today, usd, useTimeZone } from "../format";
 import { useAction, useLoad } from "../hooks";
@@ -17,10 +17,13 @@ interface FleetData {
   running: Run[];
   recent: Run[];
   tasks: Record<string, Page<Task>>;
+  /** What waits in the inbox; null when it could not be read (the rest of the fleet still shows). */
+  inbox: Page<InboxItem> | null;
 }
 
 async function loadFleet(): Promise<FleetData> {
-  const [agents, running, waiting, recent, ...tasks] = await Promise.all([
+  const [inbox, agents, running, waiting, recent, ...tasks] = await Promise.all([
+    api.inbox().catch(() => null),
     api.agents(),
     api.runs({ status: "running", limit: 50 }),
     api.runs({ status: "waiting", limit: 50 }),
@@ -32,6 +35,7 @@ async function loadFleet(): Promise<FleetData> {
     running: [...running.items, ...waiting.items],
     recent: recent.items,
     tasks: Object.fromEntries(WATCHED.map((s, i) => [s, tasks[i]!])),
+    inbox,
   };
 }
 
@@ -73,6 +77,10 @@ export function FleetPage() {
     .filter((x): x is { t: Task; why: string } => x.why !== null);
   const paused = byStatus("paused");
   const attention = escalated.length + review.length + stale.length + paused.length;
+  const inboxItems = data.inbox?.items ?? [];
+  const more = data.inbox?.nextCursor ? "+" : "";
+  const approvals = inboxItems.filter((i) => i.kind === "approval");
+  const proposals = inboxItems.filter((i) => i.kind === "proposal");
   const open = ["queued", "claimed", "in_progress"].reduce((n, s) => n + (data.tasks[s]?.items.length ?? 0), 0);
 
   const act = async (fn: () => Promise<unknown>) => {
@@ -90,6 +98,13 @@ export function FleetPage() {
         <Stat label="Active agents" value={String(byStatus("active").length)} detail={`${data.agents.length} in all`} href="/agents" />
         <Stat label="Runs in progress" value={String(data.running.length)} detail={`${data.running.filter((r) => r.status === "waiting").length} waiting`} href="/runs" />
         <Stat label="Open tasks" value={String(open)} detail={`${count(data.tasks.queued)} queued`} href="/tasks" />
+        <Stat
+          label="Pending approvals"
+          value={data.inbox ? `${approvals.length}${more}` : "—"}
+          detail={data.inbox ? `${inboxItems.length}${more} in the inbox` : "inbox unavailable"}
+          tone={approvals.length > 0 ? "warn" : undefined}
+          href="/inbox"
+        />
         <Stat label="Needs you" value={String(attention)} detail="reviews, escalations, stale work" tone={attention > 0 ? "warn" : undefined} href="#attention" />
       </section>
 
@@ -97,7 +112,17 @@ export function FleetPage() {
 
       <section className="panel" id="attention" aria-labelledby="attention-title">
         <h2 id="attention-title">Needs attention</h2>
-        {attention === 0 ? (
+        {approvals.length + proposals.length > 0 ? (
+          <p className="notice notice-warn">
+            <Link href="/inbox">
+              {approvals.length > 0 ? `${approvals.length}${more} tool ${approvals.length === 1 ? "call waits" : "calls wait"} for approval` : ""}
+              {approvals.length > 0 && proposals.length > 0 ? " and " : ""}
+              {proposals.length > 0 ? `${proposals.length} escalated ${proposals.length === 1 ? "proposal waits" : "proposals wait"} for a decision` : ""}
+            </Link>{" "}
+            in the inbox.
+          </p>
+        ) : null}
+        {attention === 0 && approvals.length + proposals.length > 0 ? null : attention === 0 ? (
           <Empty title="Nothing needs you right now.">Escalated tasks, reviews waiting for a person, stale tasks and paused agents show up here.</Empty>
         ) : (
           <ul className="attention">

@@ -1,8 +1,8 @@
 import { type FormEvent, useMemo, useState } from "react";
 import { api } from "../api";
-import { ErrorBanner, PageHeader, useTitle } from "../components";
+import { Badge, Empty, ErrorBanner, Loading, PageHeader, TimeAgo, useTitle } from "../components";
 import { formatTime } from "../format";
-import { useAction, useNow } from "../hooks";
+import { useAction, useLoad, useNow } from "../hooks";
 import { useSession } from "../session";
 
 function timeZones(current: string): string[] {
@@ -84,6 +84,7 @@ export function SettingsPage() {
           Tenant id <code>{me.tenant.id}</code> · created {formatTime(me.tenant.createdAt, me.tenant.timeZone)}
         </p>
       </section>
+      {admin ? <DeploymentSection /> : null}
       <section className="panel" aria-labelledby="account-title">
         <h2 id="account-title">Your account</h2>
         <dl className="facts">
@@ -108,5 +109,111 @@ export function SettingsPage() {
         </dl>
       </section>
     </>
+  );
+}
+
+/**
+ * What the deployment's workers report about themselves: SMTP and model providers are the
+ * workers' configuration (their environment), so they are shown as reported, read-only.
+ */
+function DeploymentSection() {
+  const { data, error, loading, reload } = useLoad("deployment", () => api.deployment(), { pollMs: 30_000 });
+  const online = data?.workers.filter((w) => w.online) ?? [];
+  return (
+    <section className="panel" aria-labelledby="deployment-title">
+      <h2 id="deployment-title">Deployment</h2>
+      <p className="muted">Set on the worker processes (their environment), not per tenant; shown as the workers report it.</p>
+      <ErrorBanner error={error} onDismiss={() => void reload()} />
+      {!data ? (
+        loading ? (
+          <Loading label="Loading the deployment…" />
+        ) : null
+      ) : (
+        <>
+          <dl className="facts">
+            <dt>Workers</dt>
+            <dd data-testid="workers-online">
+              {online.length === 0 ? <Badge value="no worker online" kind="warn" /> : <Badge value={`${online.length} online`} kind="ok" />}
+              {data.note ? <span className="muted small"> {data.note}</span> : null}
+            </dd>
+            <dt>SMTP</dt>
+            <dd data-testid="smtp-state">
+              {!data.smtp ? (
+                <span className="muted">unknown until a worker is online</span>
+              ) : data.smtp.configured ? (
+                <>
+                  <Badge value="configured" kind="ok" />{" "}
+                  {data.smtp.host ? (
+                    <code>
+                      {data.smtp.secure ? "smtps" : "smtp"}://{data.smtp.host}
+                      {data.smtp.port ? `:${data.smtp.port}` : ""}
+                    </code>
+                  ) : null}
+                  {data.smtp.from ? <span className="muted"> · from {data.smtp.from}</span> : null}
+                </>
+              ) : (
+                <>
+                  <Badge value="not configured" kind="warn" />{" "}
+                  <span className="muted">budget alerts are listed but not emailed; set SMTP_URL on the worker.</span>
+                </>
+              )}
+            </dd>
+            <dt>Model providers</dt>
+            <dd>
+              {data.providers.length === 0 ? (
+                <span className="muted">unknown until a worker is online</span>
+              ) : (
+                <ul className="plain" aria-label="Model providers">
+                  {data.providers.map((p) => (
+                    <li key={p.name} data-testid={`provider-${p.name}`}>
+                      <strong>{p.name}</strong> {p.configured ? <Badge value="configured" kind="ok" /> : <Badge value="not configured" kind="warn" />}{" "}
+                      <span className="muted small">{p.note}</span>
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </dd>
+          </dl>
+          {data.workers.length === 0 ? (
+            <Empty title="No worker has reported yet.">Start one with npm run start:worker (or npm start).</Empty>
+          ) : (
+            <div className="table-wrap">
+              <table aria-label="Workers">
+                <thead>
+                  <tr>
+                    <th scope="col">Worker</th>
+                    <th scope="col">State</th>
+                    <th scope="col">Host</th>
+                    <th scope="col">Version</th>
+                    <th scope="col">Started</th>
+                    <th scope="col">Last seen</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {data.workers.map((w) => (
+                    <tr key={w.id}>
+                      <td>
+                        <code>{w.id}</code>
+                      </td>
+                      <td>{w.online ? <Badge value="online" kind="ok" /> : <Badge value="offline" kind="paused" />}</td>
+                      <td>
+                        {w.host} <span className="muted">pid {w.pid}</span>
+                      </td>
+                      <td>{w.version}</td>
+                      <td>
+                        <TimeAgo iso={w.startedAt} />
+                      </td>
+                      <td>
+                        <TimeAgo iso={w.lastSeenAt} />
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </>
+      )}
+    </section>
   );
 }
