@@ -151,3 +151,33 @@ describe("the active context", () => {
     expect(await seen(owner.id)).toEqual([{ id: p.id, title: "Context proposal", responded: true }]);
   });
 });
+
+describe("asking", () => {
+  it("tells each asked agent with a message that wakes it, and an agent woken by it responds without any task", async () => {
+    const owner = await apply("ask-owner", ["ask/*"]);
+    const bystander = await apply("ask-bystander", ["other/*"]);
+    const p = (await services.proposals.create(actor(), { title: "Ask me", body: "please", domains: ["ask/x"] })).body;
+    const told = await q<{ to_agent_id: string; body: string }>("SELECT to_agent_id, body FROM messages WHERE tenant_id = $1 AND body LIKE $2", [tenantId, `%${p.id}%`]);
+    expect(told.map((m) => m.to_agent_id)).toEqual([owner.id]);
+    expect(told[0]!.body).toContain("respond_to_proposal");
+    expect(told.some((m) => m.to_agent_id === bystander.id)).toBe(false);
+    const wakes = await q<{ n: number }>("SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'agent.wake' AND data->>'agentId' = $1", [owner.id]);
+    expect(wakes[0]!.n).toBeGreaterThan(0);
+    // The scripted response names the proposal: put its id into the script, then let a worker take the wake.
+    await services.agents.apply(actor(), "ask-owner", descriptor("ask-owner", ["ask/*"], [{ call: "respond_to_proposal", input: { proposal: p.id, stance: "support", comment: "fine" } }]));
+    const jobs = createJobs({ connectionString: db.url, role: "worker", max: 2 });
+    const rt = agentRuntime({ database: db.database, jobs, tasks: services.tasks, proposals: services.proposals, provider: providerCache(), workerId: "w-ask" });
+    const worker = await startWorker({ jobs, services, logger: silent, runtime: rt, mailer: null, tickMs: 0 });
+    try {
+      const deadline = Date.now() + 30_000;
+      while ((await services.proposals.get(actor(), p.id)).status !== "approved") {
+        if (Date.now() > deadline) throw new Error("the asked agent never responded");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await worker.stop();
+    }
+    const got = await services.proposals.get(actor(), p.id);
+    expect(got.responses).toMatchObject([{ agent: "ask-owner", stance: "support", comment: "fine" }]);
+  });
+});

@@ -30,7 +30,7 @@ export function createServices(deps: { database: Database; jobs: Pick<Jobs, "enq
     apiKeys: apiKeyService({ database: deps.database }),
     agents,
     tasks,
-    proposals: proposalService({ database: deps.database, tasks, agents }),
+    proposals: proposalService({ database: deps.database, jobs: deps.jobs, tasks, agents }),
     audit: auditService({ database: deps.database }),
     runs: runService({ database: deps.database, jobs: deps.jobs }),
     messages: messageService({ database: deps.database, jobs: deps.jobs }),

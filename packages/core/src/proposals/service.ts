@@ -8,6 +8,7 @@ import {
   type RespondProposalBody,
 } from "@bosun/contracts";
 import { type Database, repo, type Tx, withSystem, withTenant } from "@bosun/db";
+import { type Jobs, wakeKey } from "@bosun/jobs";
 import { type Actor, agentActor, requireScope, systemActor } from "../actor";
 import type { AgentService } from "../agents/service";
 import { fieldIssues } from "../agents/descriptor";
@@ -91,6 +92,8 @@ export function judge(p: Pick<ProposalRow, "approveAt" | "escalateAt">, stances:
 
 export const proposalService = (deps: {
   database: Database;
+  /** Wakes the asked agents (in the proposal's transaction). */
+  jobs?: Pick<Jobs, "enqueue"> | undefined;
   tasks: Pick<TaskService, "createAsInTx">;
   agents: Pick<AgentService, "setDomainsInTx">;
   /** The clock deadlines are computed from (tests inject one). */
@@ -146,6 +149,20 @@ export const proposalService = (deps: {
       dueAt: approveAt,
     });
     await rp.insertAsked(tx, { tenantId, proposalId: p.id, agentIds: [...asked].sort() });
+    // The asked agents hear of it as a message, which wakes them in this transaction: a
+    // proposal nobody is told about could only ever be decided by silence.
+    const ask = [
+      `You are asked about proposal ${p.id}: "${b.title}" (domains: ${domains.join(", ") || "none"}).`,
+      b.body ? b.body : "",
+      `Respond with the respond_to_proposal tool (proposal: ${p.id}; stance: support, concern or block; with a comment). Without a block it is approved after ${w.approveAfterSeconds >= 3600 ? `${Math.round(w.approveAfterSeconds / 3600)} h` : `${Math.max(1, Math.round(w.approveAfterSeconds / 60))} min`} of silence.`,
+    ]
+      .filter(Boolean)
+      .join("\n\n");
+    for (const agentId of [...asked].sort()) {
+      const id = newId("msg");
+      await repo.memory.insertMessage(tx, { tenantId, id, toAgentId: agentId, toType: "agent", toId: agentId, fromType: actor.type, fromId: actor.id, body: ask, threadId: id, replyTo: null });
+      await deps.jobs?.enqueue(tx, "agent.wake", { tenantId, agentId, reason: "message" }, { singletonKey: wakeKey(tenantId, agentId) });
+    }
     const view = await detail(tx, p);
     await audit(tx, actor, { action: "proposal.create", targetType: "proposal", targetId: p.id, after: view }, ctx.requestId);
     return view;
