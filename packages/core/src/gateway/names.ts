@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { globToRegExp } from "../glob";
 
 /**
  * Names of gateway tools. Policies, descriptors and audit use the canonical reference
@@ -44,19 +45,5 @@ export const toolRef = (server: string, tool: string) => `${REF_PREFIX}${server}
  * `?` one character; so `mcp://gateway/everything/*` is every tool of that server.
  */
 export function toolPermitted(patterns: readonly string[], ref: string): boolean {
-  return patterns.some((p) => globRegExp(p).test(ref));
-}
-
-function globRegExp(pattern: string): RegExp {
-  let re = "";
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i]!;
-    if (ch === "*" && pattern[i + 1] === "*") {
-      re += ".*";
-      i++;
-    } else if (ch === "*") re += "[^/]*";
-    else if (ch === "?") re += "[^/]";
-    else re += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
+  return patterns.some((p) => globToRegExp(p).test(ref));
 }

@@ -1,6 +1,9 @@
 import type { AgentDescriptor } from "@bosun/contracts";
 import { repo, type Tx } from "@bosun/db";
+import { globToRegExp } from "../glob";
 import { describeTool, type ToolMeta } from "./tool-meta";
+
+export { globToRegExp } from "../glob";
 
 type PolicyRow = repo.governance.PolicyRow;
 
@@ -29,24 +32,6 @@ export interface Evaluation {
 /** An approval that names no expiry stays open this long. */
 export const DEFAULT_APPROVAL_EXPIRY_SECONDS = 24 * 3600;
 
-/**
- * A glob on tool refs: `*` is any run of characters but `/`, `**` any run at all, `?` one
- * character; everything else is literal. `mcp://gateway/github/*` covers the github
- * server's tools; `*` alone covers every internal tool (gateway refs contain slashes).
- */
-export function globToRegExp(pattern: string): RegExp {
-  let re = "";
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i]!;
-    if (ch === "*" && pattern[i + 1] === "*") {
-      re += ".*";
-      i++;
-    } else if (ch === "*") re += "[^/]*";
-    else if (ch === "?") re += "[^/]";
-    else re += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
-}
 
 /** A pattern matches the tool's canonical ref or the name the model used. */
 export const toolMatches = (pattern: string, meta: Pick<ToolMeta, "ref" | "name">) => {
