@@ -291,7 +291,7 @@ const routes: RouteCase[] = [
     route: "/v1/api-keys",
     url: "/v1/api-keys?limit=200",
     scope: "admin",
-    agentKey: "allowed",
+    agentKey: "forbidden",
     cross: (res, c) => {
       expect(res.statusCode).toBe(200);
       expect(ids(res).length).toBeGreaterThan(0); // B's own keys: the list works
