@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Boots the README's start command on the embedded default with a fresh data folder,
-# applies an agent over HTTP, stops it with SIGTERM and checks it stopped cleanly; then
+# applies an agent over HTTP, waits for the demo fleet's tasks, approves the demo MCP
+# agent's held call, stops it with SIGTERM and checks it stopped cleanly; then
 # starts it again and checks the agent is still there (the second start reuses the data).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -76,9 +77,27 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 [ "$done_count" -ge 4 ] || { echo "smoke: the demo agents finished $done_count of 4 tasks"; cat "$LOG"; exit 1; }
+# The demo's MCP agent echoes through the gateway, then its get-sum call waits for a person:
+# approve it, and the agent's task finishes with the sum from the real MCP server.
+approval=""
+for _ in $(seq 1 60); do
+  approval=$(curl -fsS -H "Authorization: Bearer $KEY" "$BASE/v1/approvals?status=pending" | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4 || true)
+  [ -n "$approval" ] && break
+  sleep 0.5
+done
+[ -n "$approval" ] || { echo "smoke: the demo's MCP call never waited for an approval"; cat "$LOG"; exit 1; }
+code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$BASE/v1/approvals/$approval/approve" \
+  -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d '{"comment":"smoke test approves"}')
+[ "$code" = 200 ] || { echo "smoke: approving $approval returned $code"; cat "$LOG"; exit 1; }
+for _ in $(seq 1 60); do
+  curl -fsS -H "Authorization: Bearer $KEY" "$BASE/v1/tasks?status=done&limit=50" | grep -q "Add up this month's totals with the MCP tools" && break
+  sleep 0.5
+done
+curl -fsS -H "Authorization: Bearer $KEY" "$BASE/v1/tasks?status=done&limit=50" | grep -q "Add up this month's totals with the MCP tools" ||
+  { echo "smoke: the approved MCP call did not finish its task"; cat "$LOG"; exit 1; }
 stop
 
 start
 curl -fsS -H "Authorization: Bearer $KEY" "$BASE/v1/agents/smoke-agent" | grep -q '"revision":1' || { echo "smoke: agent lost across restart"; cat "$LOG"; exit 1; }
 stop
-echo "smoke: start, apply, SIGTERM, restart: ok"
+echo "smoke: start, apply, demo tasks, MCP call approved, SIGTERM, restart: ok"
