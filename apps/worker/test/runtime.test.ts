@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { type AgentRuntime, agentRuntime, createServices, type DomainServices, providerCache, scheduleTick, systemActor } from "@bosun/core";
+import { type AgentRuntime, agentRuntime, createServices, type DomainServices, providerCache, runtimeSweep, scheduleTick, systemActor } from "@bosun/core";
 import { createDatabase, type Database } from "@bosun/db";
 import { createJobs, type Jobs } from "@bosun/jobs";
 import { ModelError, type ModelProvider, type ModelRequest } from "@bosun/llm";
@@ -309,6 +309,30 @@ describe("leases and fencing", () => {
 });
 
 describe("waiting and waking", () => {
+  it("keeps a delegating run's task while its sub-agent works, so the task is not handed out again", async () => {
+    const boss = await apply("slow-boss", { script: [{ call: "delegate", input: { agent: "slow-helper", instructions: "take your time" } }] });
+    const helper = await apply("slow-helper");
+    const task = await createTask("delegated work", { assignee: "slow-boss" });
+    const rt = runtimeFor(db.database, producer, "w-slow-boss");
+    await rt.wake({ tenantId, agentId: boss.id });
+    const [t] = await q<{ run_id: string; status: string }>(`SELECT run_id, status FROM tasks WHERE id = $1`, [task.id]);
+    expect(t!.status).toBe("in_progress");
+    expect((await q(`SELECT status FROM runs WHERE id = $1`, [t!.run_id]))[0]).toEqual({ status: "waiting" });
+    // The helper has not run yet; the task's lease is about to run out. The sweep keeps it,
+    // so lease recovery leaves the task with the waiting run.
+    await q(`UPDATE tasks SET lease_expires_at = now() + interval '1 second' WHERE id = $1`, [task.id]);
+    await runtimeSweep({ database: db.database, jobs: producer });
+    const [kept] = await q<{ ahead: number }>(`SELECT extract(epoch FROM lease_expires_at - now())::int AS ahead FROM tasks WHERE id = $1`, [task.id]);
+    expect(kept!.ahead).toBeGreaterThan(240);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await services.tasks.recoverExpiredLeases()).toMatchObject({ requeued: 0, escalated: 0 });
+    // The helper finishes; the boss resumes and completes the task on its first attempt.
+    await runtimeFor(db.database, producer, "w-slow-helper").wake({ tenantId, agentId: helper.id });
+    for (let i = 0; i < 3; i++) await rt.wake({ tenantId, agentId: boss.id });
+    expect((await q(`SELECT status, attempts FROM tasks WHERE id = $1`, [task.id]))[0]).toEqual({ status: "done", attempts: 0 });
+    expect((await q(`SELECT count(*)::int AS n FROM runs WHERE task_id = $1`, [task.id]))[0]).toEqual({ n: 1 });
+  });
+
   it("resumes a parent exactly once when its child finishes before the parent has released", async () => {
     const parent = await apply("parent", { script: [{ call: "delegate", input: { agent: "child", instructions: "count to three" } }] });
     const child = await apply("child");

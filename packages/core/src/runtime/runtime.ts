@@ -7,7 +7,7 @@ import { type ActualCall, type Reservation, type SpendEngine, SpendRefused, spen
 import { AppError } from "../errors";
 import { type GatewayExecutor, gatewayExecutor, gatewayToolsFor, type PreparedGatewayCall } from "../gateway/execute";
 import { isGatewayToolName } from "../gateway/names";
-import { expireApprovals, holdTaskLeasesOfApprovalWaits } from "../governance/sweep";
+import { expireApprovals, holdTaskLeasesOfWaits } from "../governance/sweep";
 import { gateToolCall, type PolicyRecord } from "../governance/gate";
 import { newId } from "../ids";
 import { type RunPrompt, runPrompt } from "../memory/prompt";
@@ -936,7 +936,8 @@ export async function runtimeSweep(deps: { database: Database; jobs: Pick<Jobs, 
     }
     // Approvals past their expiry: the run wakes and its agent reads `{expired: true}`.
     const approvalsExpired = await expireApprovals(tx, deps.jobs);
-    await holdTaskLeasesOfApprovalWaits(tx);
+    // Runs waiting on anything keep their task's lease meanwhile.
+    await holdTaskLeasesOfWaits(tx);
     await tx.$client.query("SELECT bosun_ensure_partitions('steps', 2)");
     return { orphaned: orphaned.rows.length, timers: timers.length, approvalsExpired };
   });
