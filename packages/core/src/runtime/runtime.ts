@@ -238,8 +238,9 @@ export function agentRuntime(deps: RuntimeDeps) {
         return repo.getAgentById(tx, { tenantId: f.tenantId, agentId: f.agentId });
       }));
     const descriptor = agent!.descriptor as AgentDescriptor;
-    // The MCP tools this run is offered: its descriptor's spec.tools, current catalogue versions.
-    const gatewayTools = await fenced(f, (tx) => gatewayToolsFor(tx, { tenantId: f.tenantId, descriptor }));
+    // The MCP tools this run is offered (its descriptor's spec.tools, current catalogue
+    // versions): read once, in the run's first pre-call transaction.
+    let gatewayTools: ToolDef[] | undefined;
     const started = Date.now();
     // Compute is charged with each model call: the worker time since the previous one (or
     // since the run was picked up), tool steps included.
@@ -308,13 +309,17 @@ export function agentRuntime(deps: RuntimeDeps) {
         await finish(f, run, "failed", { error: { code: "LIMIT", message: over } });
         return;
       }
-      const prompt = await fenced(f, (tx) => runPrompt(tx, { tenantId: f.tenantId, agentId: f.agentId, descriptor, steps }));
-      const call = prepareCall(descriptor, run, steps, waits, gatewayTools, prompt);
       const seq = steps.length;
+      // One fenced transaction before each model call: the prompt's layers are read and the
+      // call's worst case is reserved against the budgets.
+      let call!: ReturnType<typeof prepareCall>;
       let reservation: Reservation;
       try {
-        reservation = await fenced(f, (tx) =>
-          spend.reserve(tx, {
+        reservation = await fenced(f, async (tx) => {
+          gatewayTools ??= await gatewayToolsFor(tx, { tenantId: f.tenantId, descriptor });
+          const prompt = await runPrompt(tx, { tenantId: f.tenantId, agentId: f.agentId, descriptor, steps });
+          call = prepareCall(descriptor, run, steps, waits, gatewayTools, prompt);
+          return spend.reserve(tx, {
             tenantId: f.tenantId,
             agentId: f.agentId,
             runId: run.id,
@@ -323,8 +328,8 @@ export function agentRuntime(deps: RuntimeDeps) {
             key: `${run.id}:${seq}`,
             calls: call.targets.map((t) => ({ provider: t.provider, model: t.name, promptTokens: call.promptTokens, maxTokens: call.request.maxTokens })),
             computeMs: Date.now() - computeMark + MODEL_TIMEOUT_MS + 30_000,
-          }),
-        );
+          });
+        });
       } catch (err) {
         // Refused before the call: over a hard budget, or a model without a price.
         if (!(err instanceof SpendRefused)) throw err;
