@@ -5,12 +5,28 @@ import { applyAgent, createKey, createTenant, createTestApp, problem, type TestA
 /**
  * The audit API: filtered reads of the trail, and a verify walk that names the first broken
  * link when a row is edited or deleted behind the application's back (as the database
- * superuser: the app role cannot UPDATE or DELETE audit rows at all).
+ * superuser with the seal-only trigger off: the app role cannot UPDATE or DELETE audit rows
+ * at all, and the trigger refuses any UPDATE of a sealed row). Events are written unsealed;
+ * both routes seal the tenant's pending events before reading.
  */
 
 let t: TestApp;
 const inject = (url: string, auth: { authorization: string }) => t.app.inject({ url, headers: auth });
 const q = async <T = Record<string, unknown>>(sql: string, values: unknown[] = []) => (await t.db.database.pool.query(sql, values)).rows as T[];
+/** Chains the tenant's pending events, for the tests that read audit_events directly. */
+const seal = (tn: TestTenant) => repo.sealAudit(t.db.database, tn.tenantId);
+/** A superuser's UPDATE of sealed rows: triggers off for this one transaction (session_replication_role). */
+async function tamper(sql: string, values: unknown[] = []) {
+  const c = await t.db.database.pool.connect();
+  try {
+    await c.query("BEGIN; SET LOCAL session_replication_role = replica");
+    const { rowCount } = await c.query(sql, values);
+    await c.query("COMMIT");
+    expect(rowCount).toBe(1);
+  } finally {
+    c.release();
+  }
+}
 
 type Event = { id: string; seq: number; action: string; actor: { type: string; id: string }; target: { type: string; id: string }; createdAt: string };
 
@@ -103,40 +119,52 @@ describe("GET /v1/audit", () => {
 });
 
 describe("GET /v1/audit/verify", () => {
-  it("passes an untouched chain, walking every event", async () => {
+  it("passes an untouched chain, walking every event (sealed by the call itself)", async () => {
     const { tn } = await busyTenant("Intact");
+    const [pending] = await q<{ n: number }>("SELECT count(*)::int AS n FROM audit_events WHERE tenant_id = $1 AND seq IS NULL", [tn.tenantId]);
+    expect(pending!.n).toBe(7);
     const v = await verify(tn);
-    expect(v).toMatchObject({ ok: true, checked: 7, head: { seq: 7 }, firstBroken: null });
+    expect(v).toMatchObject({ ok: true, checked: 7, head: { seq: 7 }, unsealed: 0, firstBroken: null });
+  });
+
+  it("refuses a superuser's UPDATE of a sealed row while the trigger is on", async () => {
+    const { tn } = await busyTenant("Guarded rows");
+    await seal(tn);
+    await expect(q("UPDATE audit_events SET action = 'task.nothing' WHERE tenant_id = $1 AND seq = 2", [tn.tenantId])).rejects.toThrow(/sealed/);
+    expect((await verify(tn)).ok).toBe(true);
   });
 
   it("names the row a superuser edited, and passes again once it is put back", async () => {
     const { tn } = await busyTenant("Edited");
+    await seal(tn);
     const [row] = await q<{ id: string; seq: number; after: unknown }>("SELECT id, seq, after FROM audit_events WHERE tenant_id = $1 AND seq = 4", [tn.tenantId]);
-    await q("UPDATE audit_events SET after = jsonb_set(after, '{title}', '\"forged\"') WHERE tenant_id = $1 AND id = $2", [tn.tenantId, row!.id]);
+    await tamper("UPDATE audit_events SET after = jsonb_set(after, '{title}', '\"forged\"') WHERE tenant_id = $1 AND id = $2", [tn.tenantId, row!.id]);
     const v = await verify(tn);
     expect(v.ok).toBe(false);
     expect(v.checked).toBe(3);
     expect(v.firstBroken).toMatchObject({ id: row!.id, seq: 4, reason: "hash_mismatch" });
     expect(v.firstBroken.expected).not.toBe(v.firstBroken.actual);
-    await q("UPDATE audit_events SET after = $3 WHERE tenant_id = $1 AND id = $2", [tn.tenantId, row!.id, JSON.stringify(row!.after)]);
+    await tamper("UPDATE audit_events SET after = $3 WHERE tenant_id = $1 AND id = $2", [tn.tenantId, row!.id, JSON.stringify(row!.after)]);
     expect((await verify(tn)).ok).toBe(true);
   });
 
   it("names the next link when the edited row's own hash was recomputed to match", async () => {
     const { tn } = await busyTenant("Rehashed");
+    await seal(tn);
     const [row] = await q<repo.AuditEventRow & Record<string, unknown>>(
       `SELECT tenant_id AS "tenantId", id, seq::int AS seq, actor_type AS "actorType", actor_id AS "actorId", action, target_type AS "targetType",
               target_id AS "targetId", before, after, request_id AS "requestId", prev_hash AS "prevHash" FROM audit_events WHERE tenant_id = $1 AND seq = 3`,
       [tn.tenantId],
     );
     const forged = { ...row!, actorId: "usr_someone_else" };
-    await q("UPDATE audit_events SET actor_id = $3, hash = $4 WHERE tenant_id = $1 AND id = $2", [tn.tenantId, row!.id, forged.actorId, repo.auditHash(row!.prevHash, forged)]);
+    await tamper("UPDATE audit_events SET actor_id = $3, hash = $4 WHERE tenant_id = $1 AND id = $2", [tn.tenantId, row!.id, forged.actorId, repo.auditHash(row!.prevHash!, forged)]);
     const [next] = await q<{ id: string }>("SELECT id FROM audit_events WHERE tenant_id = $1 AND seq = 4", [tn.tenantId]);
     expect((await verify(tn)).firstBroken).toMatchObject({ id: next!.id, seq: 4, reason: "prev_hash_mismatch" });
   });
 
   it("names the gap a deleted row leaves, and a chain cut short of its head", async () => {
     const { tn } = await busyTenant("Deleted");
+    await seal(tn);
     const [gone] = await q<{ id: string }>("DELETE FROM audit_events WHERE tenant_id = $1 AND seq = 5 RETURNING id", [tn.tenantId]);
     const [after] = await q<{ id: string }>("SELECT id FROM audit_events WHERE tenant_id = $1 AND seq = 6", [tn.tenantId]);
     const v = await verify(tn);
@@ -144,6 +172,7 @@ describe("GET /v1/audit/verify", () => {
     expect(gone!.id).not.toBe(after!.id);
 
     const cut = await busyTenant("Truncated");
+    await seal(cut.tn);
     await q("DELETE FROM audit_events WHERE tenant_id = $1 AND seq = 7", [cut.tn.tenantId]);
     expect(await verify(cut.tn)).toMatchObject({ ok: false, checked: 6, firstBroken: { id: null, seq: 7, reason: "missing_event" } });
   });
@@ -151,22 +180,24 @@ describe("GET /v1/audit/verify", () => {
   it("checks only the caller's chain: another tenant's tampering does not touch it", async () => {
     const a = await busyTenant("Tampered");
     const b = await busyTenant("Clean");
-    await q("UPDATE audit_events SET action = 'task.nothing' WHERE tenant_id = $1 AND seq = 2", [a.tn.tenantId]);
+    await seal(a.tn);
+    await tamper("UPDATE audit_events SET action = 'task.nothing' WHERE tenant_id = $1 AND seq = 2", [a.tn.tenantId]);
     expect((await verify(a.tn)).ok).toBe(false);
     expect((await verify(b.tn)).ok).toBe(true);
   });
 
   it("walks a chain longer than one batch", async () => {
     const tn = await createTenant(t.app, "Long");
-    // 1 200 more events through the real append, in one transaction (quicker than 1 200 requests).
+    // 1 200 more events through the real append, in one transaction (quicker than 1 200
+    // requests), all unsealed: verify seals them first, in more than one batch.
     await withTenant(t.db.database, tn.tenantId, async (tx) => {
       for (let i = 0; i < 1200; i++) {
         await repo.appendAudit(tx, { tenantId: tn.tenantId, id: `aud_bulk${i}`, actorType: "system", actorId: "test", action: "test.bulk", targetType: "test", targetId: String(i), after: { i } });
       }
     });
     const v = await verify(tn);
-    expect(v).toMatchObject({ ok: true, checked: 1202, firstBroken: null });
-    await q("UPDATE audit_events SET before = '{\"x\":1}' WHERE tenant_id = $1 AND seq = 1100", [tn.tenantId]);
+    expect(v).toMatchObject({ ok: true, checked: 1202, unsealed: 0, firstBroken: null });
+    await tamper("UPDATE audit_events SET before = '{\"x\":1}' WHERE tenant_id = $1 AND seq = 1100", [tn.tenantId]);
     expect((await verify(tn)).firstBroken).toMatchObject({ seq: 1100, reason: "hash_mismatch" });
   });
 });

@@ -62,7 +62,7 @@ describe("budgets over HTTP", () => {
     const deleted = await send("DELETE", `/v1/budgets/${b.id}`);
     expect(deleted.statusCode).toBe(200);
     expect((await get(`/v1/budgets/${b.id}`)).statusCode).toBe(404);
-    const audit = await q<{ action: string }>(`SELECT action FROM audit_events WHERE tenant_id = $1 AND target_id = $2 ORDER BY seq`, [acme.tenantId, b.id]);
+    const audit = await q<{ action: string }>(`SELECT action FROM audit_events WHERE tenant_id = $1 AND target_id = $2 ORDER BY pos`, [acme.tenantId, b.id]);
     expect(audit.map((a) => a.action)).toEqual(["budget.create", "budget.update", "budget.delete"]);
   });
 

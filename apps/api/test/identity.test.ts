@@ -95,6 +95,8 @@ describe("signup", () => {
 
     const m = await query("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2", [body.tenant.id, body.user.id]);
     expect(m).toEqual([{ role: "owner" }]);
+    // Written unsealed: chain them, then read the chain.
+    await repo.sealAudit(t.db.database, body.tenant.id);
     const events = await withTenant(t.db.database, body.tenant.id, (tx) => repo.listAudit(tx, { tenantId: body.tenant.id, afterSeq: 0, limit: 10 }));
     expect(events.map((e) => [e.action, e.actorType, e.actorId])).toEqual([
       ["tenant.create", "user", body.user.id],

@@ -78,7 +78,7 @@ describe("policies over HTTP", () => {
     expect(problem(await get(`/v1/policies/${p.id}`)).code).toBe("NOT_FOUND");
 
     const audit = await q<{ action: string; actor_type: string }>(
-      `SELECT action, actor_type FROM audit_events WHERE tenant_id = $1 AND target_type = 'policy' AND target_id = $2 ORDER BY seq`,
+      `SELECT action, actor_type FROM audit_events WHERE tenant_id = $1 AND target_type = 'policy' AND target_id = $2 ORDER BY pos`,
       [acme.tenantId, p.id],
     );
     expect(audit.map((a) => a.action)).toEqual(["policy.create", "policy.update", "policy.update", "policy.update", "policy.delete"]);

@@ -40,6 +40,7 @@ export const auditVerifySchema = z
     ok: z.boolean(),
     checked: z.number().int().describe("events walked"),
     head: z.object({ seq: z.number().int(), hash: z.string() }),
+    unsealed: z.number().int().describe("events committed but not yet chained when the walk began (sealed before it starts, so 0 unless written meanwhile)"),
     firstBroken: z
       .object({
         id: z.string().nullable().describe("the event at the break (null when the chain ends before its head)"),

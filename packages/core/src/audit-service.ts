@@ -6,8 +6,10 @@ import { decodeCursor, isNumber, page } from "./pagination";
 
 /** Events read per transaction while the chain is verified: memory stays flat however long the chain. */
 const VERIFY_BATCH = 1000;
+/** Events sealed per transaction when a reader seals first. */
+const SEAL_BATCH = 1000;
 
-export function auditEventView(e: repo.AuditEventRow) {
+export function auditEventView(e: repo.SealedAuditEventRow) {
   return {
     id: e.id,
     seq: e.seq,
@@ -44,10 +46,19 @@ export const auditService = (deps: { database: Database }) => {
     if (actor.agentId) throw forbidden("an agent's key cannot read the audit trail");
   }
 
+  /**
+   * Seals the tenant's pending events, waiting for the head lock: what was committed before
+   * the call is then in the chain (events are written unsealed, see repo.appendAudits).
+   */
+  async function sealFirst(tenantId: string) {
+    while ((await repo.sealAudit(database, tenantId, { limit: SEAL_BATCH })) === SEAL_BATCH);
+  }
+
   return {
-    /** Newest first, filtered by actor, target, action (exact or `prefix*`) and time. */
+    /** Newest first, filtered by actor, target, action (exact or `prefix*`) and time; sealed events only, sealed first. */
     async list(actor: Actor, q: AuditListQuery) {
       assertAuditor(actor);
+      await sealFirst(actor.tenantId);
       const beforeSeq = decodeCursor(q.cursor, isNumber);
       const prefix = q.action?.endsWith("*") ?? false;
       const rows = await withTenant(database, actor.tenantId, (tx) =>
@@ -70,20 +81,26 @@ export const auditService = (deps: { database: Database }) => {
     },
 
     /**
-     * Walks the tenant's chain from the genesis hash up to the head as it was when the walk
-     * began (later appends are not waited for), in batches, and names the first broken link:
+     * Seals the tenant's pending events first, then walks the chain from the genesis hash up
+     * to the head as it was when the walk began (later events are not waited for), in
+     * batches, and names the first broken link:
      * an event whose content no longer gives its hash (edited), one whose prev_hash is not
      * its predecessor's hash (re-hashed or reordered), a gap in seq (deleted), or a chain
-     * that ends before its head (the newest events deleted).
+     * that ends before its head (the newest events deleted). `unsealed` counts the events not
+     * in the chain when the head was read (committed after the seal): 0 on a quiet tenant.
      */
     async verify(actor: Actor) {
       assertAuditor(actor);
       const tenantId = actor.tenantId;
-      const head = (await withTenant(database, tenantId, (tx) => repo.getAuditHead(tx, { tenantId }))) ?? { seq: 0, hash: repo.GENESIS_HASH };
+      await sealFirst(tenantId);
+      const { head, unsealed } = await withTenant(database, tenantId, async (tx) => ({
+        head: (await repo.getAuditHead(tx, { tenantId })) ?? { seq: 0, hash: repo.GENESIS_HASH },
+        unsealed: await repo.countUnsealed(tx, { tenantId }),
+      }));
       let prevHash = repo.GENESIS_HASH;
       let prevSeq = 0;
       let checked = 0;
-      const result = (firstBroken: Broken | null) => ({ ok: firstBroken === null, checked, head: { seq: head.seq, hash: head.hash }, firstBroken });
+      const result = (firstBroken: Broken | null) => ({ ok: firstBroken === null, checked, head: { seq: head.seq, hash: head.hash }, unsealed, firstBroken });
       for (;;) {
         const batch = await withTenant(database, tenantId, (tx) => repo.auditChainSlice(tx, { tenantId, afterSeq: prevSeq, upToSeq: head.seq, limit: VERIFY_BATCH }));
         for (const e of batch) {

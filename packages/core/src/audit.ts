@@ -10,7 +10,10 @@ export interface AuditEntry {
   after?: unknown;
 }
 
-/** Writes the audit event for a mutation, in the mutation's own transaction. */
+/**
+ * Writes the audit event for a mutation, in the mutation's own transaction (unsealed: the
+ * sealer chains it after the commit, see repo.sealAudit).
+ */
 export async function audit(tx: Db, actor: Actor, entry: AuditEntry, requestId?: string): Promise<void> {
   const input = { tenantId: actor.tenantId, id: newId("aud"), ...auditActor(actor), ...entry, requestId };
   const held = deferred.get(tx.$client);
@@ -27,11 +30,11 @@ const SAVEPOINT = /^\s*(rollback\s+to\s+)?savepoint\s+("?[\w$]+"?)\s*;?\s*$/i;
 
 /**
  * Runs `fn` (the body of a transaction on `tx`, from withTenant or withSystem) and writes
- * the audit events it made at its end, in order, sent with the COMMIT (`commitWith`).
- * Appending to the tenant's hash chain row-locks the chain's head until the commit, and
- * every audited transaction of the tenant waits for that lock: written last, the lock is
- * held for one round trip (the append and the commit), not for the rest of the work. The
- * events are the same, in the same order, in the same transaction.
+ * the audit events it made at its end, in order, in one INSERT sent with the COMMIT
+ * (`commitWith`): one round trip, and the events are adjacent in the chain. They are
+ * written unsealed (no lock shared with the tenant's other transactions); the sealer
+ * chains them after the commit (repo.sealAudit / sealPending). The events are the same, in
+ * the same order, in the same transaction.
  */
 export async function deferAudits<T>(tx: Db, fn: () => Promise<T>): Promise<T> {
   const client = tx.$client as unknown as { query: (...args: unknown[]) => unknown };
@@ -62,7 +65,7 @@ export async function deferAudits<T>(tx: Db, fn: () => Promise<T>): Promise<T> {
   } finally {
     restore();
   }
-  // Sent with the COMMIT: the chain's head is locked from here for one round trip.
+  // Sent with the COMMIT: no round trip of its own.
   await repo.appendAudits(tx, held.inputs, { atCommit: true });
   return result;
 }

@@ -35,8 +35,8 @@ const preludes = new WeakMap<object, string>();
 /**
  * Sends `sql` (no parameters: literals escaped by the caller) together with this
  * transaction's COMMIT, in one round trip, after everything else the transaction does.
- * For work that holds a hot lock to the commit (the audit chain's head): the lock is then
- * held for one round trip less. Only for transactions run by withTenant / withSystem.
+ * For writes that need nothing back and can go last (the transaction's audit events):
+ * one round trip less. Only for transactions run by withTenant / withSystem.
  */
 export function commitWith(tx: Tx, sql: string): void {
   const prev = preludes.get(tx.$client);

@@ -153,6 +153,8 @@ describe("audit hash chain", () => {
         ),
       );
       await many.close();
+      // Appended unsealed; the sealer chains them.
+      expect(await repo.sealAudit(db.database, T)).toBe(24);
       const events = await withTenant(db.database, T, (tx) => repo.listAudit(tx, { tenantId: T, afterSeq: 0, limit: 100 }));
       expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
       let prev = repo.GENESIS_HASH;

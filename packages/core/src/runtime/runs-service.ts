@@ -229,8 +229,8 @@ export const runService = (deps: { database: Database; jobs: Pick<Jobs, "enqueue
       requireScope(actor, "write");
       const usage = reportedUsage(u);
       const reportKey = u.reportId ?? idempotencyKey;
-      // Audit events (a budget pausing the agent) go last, after the budget windows: the same
-      // lock order as the runtime's settles, so the two never wait on each other in a cycle.
+      // Audit events (a budget pausing the agent) go last, sent with the COMMIT, as in the
+      // runtime's writes.
       const out = await withTenant(database, actor.tenantId, (tx) => deferAudits(tx, () => charge(tx)));
       async function charge(tx: Tx) {
         const r = await loadRun(tx, actor, id);

@@ -214,7 +214,7 @@ export const inboxSources: Record<InboxRow["kind"], string> = {
      FROM agents a
      JOIN LATERAL (SELECT actor_type, actor_id, after, created_at FROM audit_events ae
                    WHERE ae.tenant_id = a.tenant_id AND ae.target_type = 'agent' AND ae.target_id = a.id AND ae.action = 'agent.pause'
-                   ORDER BY ae.seq DESC LIMIT 1) e ON e.actor_type = 'system' AND e.actor_id = 'budget'
+                   ORDER BY ae.seq DESC NULLS FIRST, ae.pos DESC LIMIT 1) e ON e.actor_type = 'system' AND e.actor_id = 'budget'
      WHERE a.tenant_id = $1 AND a.status = 'paused'`,
   proposal: `SELECT 'proposal', p.id, p.title, 'escalated: the agents asked did not settle it in time', p.proposer_agent_id, a.name, NULL, NULL,
        coalesce(p.escalated_at, p.updated_at)
