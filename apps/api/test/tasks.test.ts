@@ -532,14 +532,14 @@ describe("waking agents", () => {
     expect((await t.db.database.pool.query("SELECT 1 FROM tasks WHERE title = 'doomed'")).rowCount).toBe(0);
   });
 
-  it("wakes the active agents covering a domain, and a dependent's agent only once it is unblocked", async () => {
+  it("wakes one active agent covering a domain, and a dependent's agent only once it is unblocked", async () => {
     await agent("ops-1", ["ops/*"]);
     await agent("ops-2", ["ops/**"]);
     await agent("ops-3", ["ops/*"]);
     await t.app.inject({ method: "POST", url: "/v1/agents/ops-3/pause", headers: acme.auth });
     await newTask({ domain: "ops/deploys" });
-    expect(await wakeJobs(agentId["ops-1"]!)).toHaveLength(1);
-    expect(await wakeJobs(agentId["ops-2"]!)).toHaveLength(1);
+    // One task needs one agent: one of the two active ones, never the paused one.
+    expect((await wakeJobs(agentId["ops-1"]!)).length + (await wakeJobs(agentId["ops-2"]!)).length).toBe(1);
     expect(await wakeJobs(agentId["ops-3"]!)).toHaveLength(0);
 
     await agent("later");

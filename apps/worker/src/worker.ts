@@ -18,8 +18,9 @@ import {
   scheduleTick,
   smtpCapability,
   sweepReservations,
+  wakeIdleForStaleTasks,
 } from "@bosun/core";
-import { withSystem } from "@bosun/db";
+import { repo, withSystem } from "@bosun/db";
 import { type JobName, type JobPayload, type Jobs, jobs as catalogue } from "@bosun/jobs";
 import nodemailer from "nodemailer";
 import type { Logger } from "pino";
@@ -156,10 +157,13 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       const sweeps = [
         ...(opts.sweeps ?? []),
         ...(runtime
-          ? [() => services.tasks.recoverExpiredLeases(), () => runtimeSweep({ database: services.database, jobs }), () => sweepReservations(services.database), () => memorySweep(services.database), () => dreamTick({ database: services.database, jobs })]
+          ? [() => services.tasks.recoverExpiredLeases(), () => wakeIdleForStaleTasks({ database: services.database, jobs }), () => runtimeSweep({ database: services.database, jobs }), () => sweepReservations(services.database), () => memorySweep(services.database), () => dreamTick({ database: services.database, jobs })]
           : []),
         // The proposal timer: approves by silence and escalates at the tenant's windows.
         () => services.proposals.evaluateDue(),
+        // The audit sealer: chains the events audited transactions wrote unsealed since the
+        // last tick (the window in which an unsealed row could be deleted unnoticed).
+        () => repo.sealPending(services.database),
         rollup,
       ];
       for (const sweep of sweeps) {

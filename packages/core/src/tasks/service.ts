@@ -73,8 +73,12 @@ export interface TaskLeaseWrite {
   epoch: number;
 }
 
-/** How many agents a task for a domain wakes at most. */
-const WAKE_FANOUT = 20;
+/**
+ * Agents the wake backstop wakes per tick at most, and how long an unassigned task may sit
+ * queued (unchanged) before it looks: longer than a create → wake → claim normally takes.
+ */
+const BACKSTOP_BATCH = 100;
+const BACKSTOP_GRACE_SECONDS = 5;
 /** Expired leases handled per transaction by the sweep. */
 const SWEEP_BATCH = 100;
 const MAX_TTL_SECONDS = 86_400;
@@ -95,12 +99,21 @@ function waker(jobs: Pick<Jobs, "enqueue">) {
     }
   }
 
-  /** Wakes whoever may do these (queued, claimable) tasks: the active assignee, or active agents covering the domain. */
+  /**
+   * Wakes whoever may do these (queued, claimable) tasks: the active assignee, or ONE active
+   * agent covering the domain per task, idle ones first (`repo.agentsToWake`). One task needs
+   * one agent; waking every covering agent cost a pg-boss insert each and woke agents to
+   * find nothing. No wake-up is lost by it: a busy agent runs up to 20 runs under its lease
+   * and re-checks for work when it releases, and a wake sent to a busy agent marks its
+   * session so it re-checks even if it looked already. What remains (the chosen agent is
+   * busy with a long run while another that would be idle had re-checked before this
+   * commit) only delays the task; `wakeIdleForStaleTasks` in the worker's tick closes it.
+   */
   async function wakeFor(tx: Tx, tenantId: string, tasks: repo.TaskRow[]) {
     const assignees = tasks.flatMap((t) => (t.assigneeAgentId ? [t.assigneeAgentId] : []));
     const ids = await repo.activeAgentIds(tx, { tenantId, ids: [...new Set(assignees)] });
-    const domains = new Set(tasks.flatMap((t) => (!t.assigneeAgentId && t.domain ? [t.domain] : [])));
-    for (const domain of domains) ids.push(...(await repo.activeAgentsCovering(tx, { tenantId, domain, limit: WAKE_FANOUT })));
+    const open = tasks.flatMap((t) => (!t.assigneeAgentId && t.domain ? [{ id: t.id, domain: t.domain, reviewerAgentId: t.reviewerAgentId }] : []));
+    if (open.length > 0) ids.push(...(await repo.agentsToWake(tx, { tenantId, tasks: open, seed: spreadSeed(open[0]!.id) })));
     await wake(tx, tenantId, ids);
   }
 
@@ -117,6 +130,36 @@ function waker(jobs: Pick<Jobs, "enqueue">) {
   }
 
   return { wakeFor, wakeReviewer, wakeDependents };
+}
+
+/** A task id's offset into the rotation of candidate agents (any stable spread will do). */
+function spreadSeed(id: string) {
+  let h = 0;
+  for (let i = 0; i < id.length; i++) h = (Math.imul(h, 31) + id.charCodeAt(i)) >>> 0;
+  return h;
+}
+
+/**
+ * The wake backstop, across tenants (the worker runs it on its timer): one statement finds
+ * queued, claimable, unassigned tasks unchanged for a few seconds while an idle covering
+ * agent with no wake queued could take them, and wakes such agents (one per task, at most
+ * BACKSTOP_BATCH). `wakeFor` wakes one agent per task, so a task can wait behind a busy
+ * agent's long run when the idle one re-checked just before the task committed; this wakes
+ * the idle one instead. Safe to run anywhere at once: waking is idempotent (the singleton
+ * key coalesces, a woken agent with nothing to do only counts an idle cycle), and it locks
+ * no task, so claims never skip a task because of it. Worst case, such a task starts
+ * BACKSTOP_GRACE_SECONDS plus one tick interval (BOSUN_TICK_MS, 5 s by default) late.
+ */
+export async function wakeIdleForStaleTasks(deps: { database: Database; jobs: Pick<Jobs, "enqueue"> }) {
+  return withSystem(deps.database, async (tx) => {
+    const wakes = await repo.idleAgentsForStaleTasks(tx, { graceSeconds: BACKSTOP_GRACE_SECONDS, limit: BACKSTOP_BATCH });
+    // In key order, sorted here like `wake` sorts (not by the database's collation): see its
+    // note on the singleton index.
+    for (const w of wakes.sort((a, b) => (wakeKey(a.tenantId, a.agentId) < wakeKey(b.tenantId, b.agentId) ? -1 : 1))) {
+      await deps.jobs.enqueue(tx, "agent.wake", { tenantId: w.tenantId, agentId: w.agentId, reason: "task" }, { singletonKey: wakeKey(w.tenantId, w.agentId) });
+    }
+    return { woken: wakes.length };
+  });
 }
 
 /**

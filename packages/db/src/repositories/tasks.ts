@@ -317,17 +317,6 @@ export async function agentCoversDomain(db: Db, { tenantId, agentId, domain }: {
   return r !== undefined;
 }
 
-/** Active agents whose domains cover `domain`, at most `limit`, by id. */
-export async function activeAgentsCovering(db: Db, { tenantId, domain, limit }: { tenantId: string; domain: string; limit: number }): Promise<string[]> {
-  const rows = await db
-    .select({ id: agents.id })
-    .from(agents)
-    .where(and(eq(agents.tenantId, tenantId), eq(agents.status, "active"), domainsCover(sql`${agents.descriptor}`, sql`${domain}::text`)))
-    .orderBy(asc(agents.id))
-    .limit(limit);
-  return rows.map((r) => r.id);
-}
-
 /** Of these agent ids, the active ones. */
 export async function activeAgentIds(db: Db, { tenantId, ids }: { tenantId: string; ids: string[] }): Promise<string[]> {
   if (ids.length === 0) return [];
@@ -393,4 +382,85 @@ export async function lockExpiredLeases(db: Db, { tenantId, now, limit }: { tena
     .orderBy(asc(tasks.leaseExpiresAt), asc(tasks.id))
     .limit(limit)
     .for("no key update", { skipLocked: true });
+}
+
+/**
+ * A queued `agent.wake` exists for the agent (`tenant`, `agent` are SQL expressions): the
+ * row pg-boss's singleton index `job_i1` holds for the key `wakeKey` builds, so one index probe.
+ */
+const wakeQueued = (tenant: string, agent: string) => `EXISTS (
+  SELECT 1 FROM pgboss.job j WHERE j.name = 'agent.wake' AND j.state = 'created' AND j.policy = 'short'
+    AND COALESCE(j.singleton_key, '') = ${tenant} || ':' || ${agent})`;
+
+/** The agent `a` (a row of `agents`) covers `domain` (an SQL expression). */
+const coversText = (domain: string) =>
+  `EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(a.descriptor -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern) WHERE ${domain} ~ ${GLOB_AS_REGEX_TEXT})`;
+
+/** A session `s` (LEFT JOINed: no row is idle too) with no live lease. */
+const SESSION_IDLE = `(s.lease_owner IS NULL OR s.lease_expires_at < now())`;
+
+/**
+ * Whom to wake for these unassigned domain tasks: ONE agent per task, chosen in one
+ * statement among the active agents covering its domain (never the task's reviewer, who
+ * may not claim it). Preferred, in tiers: idle (no live session lease, or no session yet)
+ * with no wake queued; idle with one queued; busy (it re-checks when it releases) without;
+ * busy with. Within a tier the candidates are taken in rotation from an offset, `seed` plus
+ * the task's place in the list: one batch's tasks go to consecutive, distinct agents, and
+ * concurrent single-task creates (seeds from their own ids) scatter rather than all taking
+ * the lowest id. Returns the chosen agent ids, one per task that has a candidate.
+ */
+export async function agentsToWake(
+  db: Db,
+  { tenantId, tasks: list, seed }: { tenantId: string; tasks: { id: string; domain: string; reviewerAgentId: string | null }[]; seed: number },
+): Promise<string[]> {
+  if (list.length === 0) return [];
+  const { rows } = await db.$client.query<{ agent_id: string }>({ name: "bosun_tasks_agents_to_wake", text: `WITH t AS (
+       SELECT x.id, x.domain, x.reviewer, x.k FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS x(id, domain, reviewer, k)),
+     c AS (
+       SELECT t.id AS task_id, t.k, a.id AS agent_id,
+              CASE WHEN ${SESSION_IDLE} THEN 0 ELSE 2 END + CASE WHEN ${wakeQueued("a.tenant_id", "a.id")} THEN 1 ELSE 0 END AS tier
+       FROM t JOIN agents a ON a.tenant_id = $1 AND a.status = 'active' AND a.id IS DISTINCT FROM t.reviewer
+       LEFT JOIN agent_sessions s ON s.tenant_id = a.tenant_id AND s.agent_id = a.id
+       WHERE ${coversText("t.domain")}),
+     r AS (
+       SELECT task_id, agent_id, tier, k,
+              row_number() OVER (PARTITION BY task_id, tier ORDER BY agent_id) AS i,
+              count(*) OVER (PARTITION BY task_id, tier) AS m
+       FROM c)
+     SELECT DISTINCT ON (task_id) agent_id FROM r ORDER BY task_id, tier, (i + $5::bigint + k) % m`, values: [tenantId, list.map((t) => t.id), list.map((t) => t.domain), list.map((t) => t.reviewerAgentId), seed] });
+  return rows.map((r) => r.agent_id);
+}
+
+/**
+ * The wake backstop's statement (the worker's tick, across tenants): agents to wake for
+ * queued, claimable (every dependency done), unassigned domain tasks that have not changed
+ * for `graceSeconds` although an idle covering agent with no wake queued could take them.
+ * Per (tenant, domain, reviewer) group of n such tasks, the group's first n idle covering
+ * agents, those with a wake queued first (they will claim without help), then the least
+ * recently run; of these, the ones with no wake queued are returned. So a group that already
+ * has a wake coming for each of its tasks gets none. At most `limit` in all.
+ */
+export async function idleAgentsForStaleTasks(db: Db, { graceSeconds, limit }: { graceSeconds: number; limit: number }): Promise<{ tenantId: string; agentId: string }[]> {
+  const { rows } = await db.$client.query<{ tenantId: string; agentId: string }>(
+    `WITH stale AS (
+       SELECT t.tenant_id, t.domain, t.reviewer_agent_id AS reviewer, count(*) AS n FROM tasks t
+       WHERE t.status = 'queued' AND t.assignee_agent_id IS NULL AND t.domain IS NOT NULL
+         AND t.updated_at < now() - make_interval(secs => $1)
+         AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks dt ON dt.tenant_id = d.tenant_id AND dt.id = d.depends_on_id
+                         WHERE d.tenant_id = t.tenant_id AND d.task_id = t.id AND dt.status <> 'done')
+       GROUP BY t.tenant_id, t.domain, t.reviewer_agent_id)
+     SELECT DISTINCT st.tenant_id AS "tenantId", p.id AS "agentId"
+     FROM stale st CROSS JOIN LATERAL (
+       SELECT a.id, ${wakeQueued("a.tenant_id", "a.id")} AS queued
+       FROM agents a LEFT JOIN agent_sessions s ON s.tenant_id = a.tenant_id AND s.agent_id = a.id
+       WHERE a.tenant_id = st.tenant_id AND a.status = 'active' AND a.id IS DISTINCT FROM st.reviewer
+         AND ${SESSION_IDLE} AND ${coversText("st.domain")}
+       ORDER BY queued DESC, s.last_run_at NULLS FIRST, a.id
+       LIMIT least(st.n, $2)) p
+     WHERE NOT p.queued
+     ORDER BY 1, 2
+     LIMIT $2`,
+    [graceSeconds, limit],
+  );
+  return rows;
 }
