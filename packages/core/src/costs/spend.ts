@@ -137,10 +137,16 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
 
   async function reserve(tx: Tx, req: ReserveRequest): Promise<Reservation> {
     const at = clock();
-    const ctx = await c.spendContext(tx, { tenantId: req.tenantId, agentId: req.agentId, at });
+    // The settings, budgets, windows and every planned model's price: one round trip.
+    const ctx = await c.spendContextWithPrices(tx, {
+      tenantId: req.tenantId,
+      agentId: req.agentId,
+      at,
+      lookups: req.calls.map((call) => ({ provider: call.provider, models: priceCandidates(call.model) })),
+    });
     const prices: (PriceRow | null)[] = [];
-    for (const call of req.calls) {
-      const price = await c.findPrice(tx, { tenantId: req.tenantId, provider: call.provider, models: priceCandidates(call.model), at });
+    for (const [i, call] of req.calls.entries()) {
+      const price = ctx.prices[i];
       if (!price && !ctx.allowUnpricedModels) {
         throw new SpendRefused(
           "UNPRICED_MODEL",
@@ -344,8 +350,8 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
    */
   async function chargeReported(tx: Tx, u: ReportedCharge): Promise<ReportedSettlement> {
     const at = clock();
-    const ctx = await c.spendContext(tx, { tenantId: u.tenantId, agentId: u.agentId, at });
-    const price = (await c.findPrice(tx, { tenantId: u.tenantId, provider: u.provider, models: priceCandidates(u.model), at })) ?? null;
+    const ctx = await c.spendContextWithPrices(tx, { tenantId: u.tenantId, agentId: u.agentId, at, lookups: [{ provider: u.provider, models: priceCandidates(u.model) }] });
+    const price = ctx.prices[0] ?? null;
     if (!price && !ctx.allowUnpricedModels) {
       throw new SpendRefused(
         "UNPRICED_MODEL",

@@ -13,7 +13,7 @@ export interface ContextData {
   working: repo.memory.MemoryItemRow[];
   unread: repo.memory.MessageRow[];
   threads: { threadId: string; last: { id: string; fromType: string; fromId: string; body: string; createdAt: Date } }[];
-  proposals: { id: string; title: string; responded: boolean }[];
+  proposals: repo.memory.PendingProposal[];
 }
 
 /** Layer sizes recorded on every llm step (input.layers), in tokens. */
@@ -26,23 +26,12 @@ export interface LayerTokens {
   trimmed: { messages: number; threads: number; proposals: number };
 }
 
-/** What a run's prompt is made of, read in the run's fenced transaction. */
+/**
+ * What a run's prompt is made of, read in the run's fenced transaction, in one statement
+ * (every layer is a round trip otherwise, before every model call).
+ */
 export async function loadContextData(tx: Tx, p: { tenantId: string; agentId: string; withContext: boolean }): Promise<ContextData> {
-  const working = await mem.listItems(tx, { tenantId: p.tenantId, agentId: p.agentId, layer: "working" });
-  if (!p.withContext) return { working, unread: [], threads: [], proposals: [] };
-  const unread = await mem.peekUnread(tx, { tenantId: p.tenantId, agentId: p.agentId, limit: 100 });
-  const threads = await mem.openThreads(tx, { tenantId: p.tenantId, agentId: p.agentId, days: OPEN_THREAD_DAYS, limit: 50 });
-  // Open proposals this agent was asked about or made, marked when it has answered (an
-  // asked agent has a response row from the start, with no stance until it responds).
-  const { rows: proposals } = await tx.$client.query<{ id: string; title: string; responded: boolean }>(
-    `SELECT p.id, p.title, coalesce(r.stance IS NOT NULL, false) AS responded
-     FROM proposals p
-     LEFT JOIN proposal_responses r ON r.tenant_id = p.tenant_id AND r.proposal_id = p.id AND r.agent_id = $2
-     WHERE p.tenant_id = $1 AND p.status = 'open' AND (r.agent_id IS NOT NULL OR p.proposer_agent_id = $2)
-     ORDER BY p.id DESC LIMIT 50`,
-    [p.tenantId, p.agentId],
-  );
-  return { working, unread, threads, proposals };
+  return mem.promptReads(tx, { tenantId: p.tenantId, agentId: p.agentId, withContext: p.withContext, unreadLimit: 100, threadDays: OPEN_THREAD_DAYS, threadLimit: 50, proposalLimit: 50 });
 }
 
 const oneLine = (s: string, max = 300) => {

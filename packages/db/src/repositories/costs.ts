@@ -241,35 +241,73 @@ export interface SpendContext extends Omit<CostSettingsRow, "alertEmails"> {
 }
 
 /**
- * Everything a reservation needs before it locks anything, in one round trip: the
- * tenant's time zone and cost settings, the budgets that apply (in lock order), and the
- * calendar windows containing `at` (as calendarWindows computes them).
+ * The spend context's SELECT: `extra` adds columns. $1 tenant, $2 agent, $3 at; the
+ * tenant row is `x` (its time zone `x.tz`).
  */
-export async function spendContext(db: Db, { tenantId, agentId, at }: { tenantId: string; agentId: string; at: Date }): Promise<SpendContext> {
-  const { rows } = await db.$client.query<Omit<SpendContext, "calendar"> & Record<string, Date>>({
-    name: "bosun_costs_spend_context",
-    text: `SELECT x.tz AS "timeZone", coalesce(s.allow_unpriced_models, false) AS "allowUnpricedModels",
-                  coalesce(s.compute_micros_per_hour, 50000)::float8 AS "computeMicrosPerHour",
-                  coalesce((SELECT json_agg(json_build_object('tenantId', b.tenant_id, 'id', b.id, 'scope', b.scope, 'agentId', b.agent_id,
-                                'agentName', a.name, 'metric', b.metric, 'period', b.period, 'limitValue', b.limit_value, 'enforcement', b.enforcement,
-                                'thresholds', b.thresholds, 'onExhausted', b.on_exhausted, 'source', b.source) ORDER BY b.scope = 'tenant', b.id)
-                            FROM budgets b LEFT JOIN agents a ON a.tenant_id = b.tenant_id AND a.id = b.agent_id
-                            WHERE b.tenant_id = $1 AND (b.scope = 'tenant' OR b.agent_id = $2)), '[]') AS budgets,
-                  (date_trunc('hour', x.l) AT TIME ZONE x.tz) AS hs, ((date_trunc('hour', x.l) + interval '1 hour') AT TIME ZONE x.tz) AS he,
-                  (date_trunc('day', x.l) AT TIME ZONE x.tz) AS ds, ((date_trunc('day', x.l) + interval '1 day') AT TIME ZONE x.tz) AS de,
-                  (date_trunc('month', x.l) AT TIME ZONE x.tz) AS ms, ((date_trunc('month', x.l) + interval '1 month') AT TIME ZONE x.tz) AS me
-           FROM (SELECT t.id, t.time_zone AS tz, $3::timestamptz AT TIME ZONE t.time_zone AS l FROM tenants t WHERE t.id = $1) x
-           LEFT JOIN cost_settings s ON s.tenant_id = x.id`,
-    values: [tenantId, agentId, at],
-  });
-  const r = rows[0]!;
+const spendContextSql = (extra: string) =>
+  `SELECT x.tz AS "timeZone", coalesce(s.allow_unpriced_models, false) AS "allowUnpricedModels",
+          coalesce(s.compute_micros_per_hour, 50000)::float8 AS "computeMicrosPerHour",
+          coalesce((SELECT json_agg(json_build_object('tenantId', b.tenant_id, 'id', b.id, 'scope', b.scope, 'agentId', b.agent_id,
+                        'agentName', a.name, 'metric', b.metric, 'period', b.period, 'limitValue', b.limit_value, 'enforcement', b.enforcement,
+                        'thresholds', b.thresholds, 'onExhausted', b.on_exhausted, 'source', b.source) ORDER BY b.scope = 'tenant', b.id)
+                    FROM budgets b LEFT JOIN agents a ON a.tenant_id = b.tenant_id AND a.id = b.agent_id
+                    WHERE b.tenant_id = $1 AND (b.scope = 'tenant' OR b.agent_id = $2)), '[]') AS budgets,
+          (date_trunc('hour', x.l) AT TIME ZONE x.tz) AS hs, ((date_trunc('hour', x.l) + interval '1 hour') AT TIME ZONE x.tz) AS he,
+          (date_trunc('day', x.l) AT TIME ZONE x.tz) AS ds, ((date_trunc('day', x.l) + interval '1 day') AT TIME ZONE x.tz) AS de,
+          (date_trunc('month', x.l) AT TIME ZONE x.tz) AS ms, ((date_trunc('month', x.l) + interval '1 month') AT TIME ZONE x.tz) AS me${extra}
+   FROM (SELECT t.id, t.time_zone AS tz, $3::timestamptz AT TIME ZONE t.time_zone AS l FROM tenants t WHERE t.id = $1) x
+   LEFT JOIN cost_settings s ON s.tenant_id = x.id`;
+
+type SpendContextResult = Omit<SpendContext, "calendar"> & Record<"hs" | "he" | "ds" | "de" | "ms" | "me", Date>;
+
+const toSpendContext = (r: SpendContextResult): SpendContext => {
   const w = (start: Date, end: Date): WindowBounds => ({ key: start.toISOString(), start, end });
   return {
     timeZone: r.timeZone,
     allowUnpricedModels: r.allowUnpricedModels,
     computeMicrosPerHour: r.computeMicrosPerHour,
     budgets: r.budgets.map((b) => ({ ...b, limitValue: Number(b.limitValue) })),
-    calendar: { hour: w(r.hs!, r.he!), day: w(r.ds!, r.de!), month: w(r.ms!, r.me!) },
+    calendar: { hour: w(r.hs, r.he), day: w(r.ds, r.de), month: w(r.ms, r.me) },
+  };
+};
+
+/**
+ * Everything a reservation needs before it locks anything, in one round trip: the
+ * tenant's time zone and cost settings, the budgets that apply (in lock order), and the
+ * calendar windows containing `at` (as calendarWindows computes them).
+ */
+export async function spendContext(db: Db, { tenantId, agentId, at }: { tenantId: string; agentId: string; at: Date }): Promise<SpendContext> {
+  const { rows } = await db.$client.query<SpendContextResult>({ name: "bosun_costs_spend_context", text: spendContextSql(""), values: [tenantId, agentId, at] });
+  return toSpendContext(rows[0]!);
+}
+
+/**
+ * The spend context and, in the same round trip, the price in effect at `at` for each of
+ * `lookups` (one per model a call may make: routing plans two), chosen as findPrice
+ * chooses; undefined where there is none.
+ */
+export async function spendContextWithPrices(
+  db: Db,
+  { tenantId, agentId, at, lookups }: { tenantId: string; agentId: string; at: Date; lookups: { provider: string; models: string[] }[] },
+): Promise<SpendContext & { prices: (PriceRow | undefined)[] }> {
+  // Each lookup's candidates are a json array: the calls' lists differ in length, and a
+  // Postgres array of arrays may not. ALL_PRICES reads the tenant's overrides as $1.
+  const { rows } = await db.$client.query<SpendContextResult & { prices: (Omit<PriceRow, "effectiveFrom"> & { effectiveFrom: string | null })[] }>({
+    name: "bosun_costs_spend_context_prices",
+    text: spendContextSql(`,
+          (SELECT coalesce(json_agg(pr ORDER BY q.i), '[]')
+           FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY q(c, i)
+           CROSS JOIN LATERAL (SELECT q.c->>'provider' AS want_provider, ARRAY(SELECT jsonb_array_elements_text(q.c->'models')) AS want_models) k
+           LEFT JOIN LATERAL (
+             ${SELECT_PRICE} WHERE provider = k.want_provider AND model = ANY(k.want_models) AND effective_from <= $3::timestamptz
+             ORDER BY array_position(k.want_models, model), source = 'tenant' DESC, effective_from DESC LIMIT 1) pr ON true) AS prices`),
+    values: [tenantId, agentId, at, JSON.stringify(lookups)],
+  });
+  const r = rows[0]!;
+  return {
+    ...toSpendContext(r),
+    // A lookup with no price comes back as null (or a row of nulls): undefined, as findPrice's.
+    prices: r.prices.map((p) => (p?.id == null ? undefined : { ...p, effectiveFrom: new Date(p.effectiveFrom!) })),
   };
 }
 

@@ -32,15 +32,18 @@ export async function lockAgentMemory(db: Db, { tenantId, agentId }: { tenantId:
   await db.$client.query(`SELECT pg_advisory_xact_lock(hashtextextended('bosun.memory:' || $1 || ':' || $2, 0))`, [tenantId, agentId]);
 }
 
+const ITEMS_LIMIT = 1000;
+
+/** listItems's query, its parameters named by the caller (the prompt's combined read embeds it). */
+const listItemsSql = (tenant: string, agent: string, layer: string, limit: string) =>
+  `SELECT ${ITEM_COLUMNS} FROM memory_items WHERE tenant_id = ${tenant} AND agent_id = ${agent} AND layer = ${layer}
+     AND (expires_at IS NULL OR expires_at > now()) ORDER BY created_at, id LIMIT ${limit}`;
+
 export async function listItems(
   db: Db,
-  { tenantId, agentId, layer, limit = 1000 }: { tenantId: string; agentId: string; layer: "working" | "archive"; limit?: number },
+  { tenantId, agentId, layer, limit = ITEMS_LIMIT }: { tenantId: string; agentId: string; layer: "working" | "archive"; limit?: number },
 ): Promise<MemoryItemRow[]> {
-  const { rows } = await db.$client.query<MemoryItemRow>(
-    `SELECT ${ITEM_COLUMNS} FROM memory_items WHERE tenant_id = $1 AND agent_id = $2 AND layer = $3
-       AND (expires_at IS NULL OR expires_at > now()) ORDER BY created_at, id LIMIT $4`,
-    [tenantId, agentId, layer, limit],
-  );
+  const { rows } = await db.$client.query<MemoryItemRow>(listItemsSql("$1", "$2", "$3", "$4"), [tenantId, agentId, layer, limit]);
   return rows;
 }
 
@@ -269,12 +272,12 @@ export async function threadMessages(db: Db, { tenantId, threadId, limit }: { te
   return rows;
 }
 
+const peekUnreadSql = (tenant: string, agent: string, limit: string) =>
+  `SELECT ${MSG_COLUMNS} FROM messages WHERE tenant_id = ${tenant} AND to_agent_id = ${agent} AND read_at IS NULL ORDER BY created_at, id LIMIT ${limit}`;
+
 /** Unread messages of an agent, oldest first, without marking them read. */
 export async function peekUnread(db: Db, { tenantId, agentId, limit }: { tenantId: string; agentId: string; limit: number }): Promise<MessageRow[]> {
-  const { rows } = await db.$client.query<MessageRow>(
-    `SELECT ${MSG_COLUMNS} FROM messages WHERE tenant_id = $1 AND to_agent_id = $2 AND read_at IS NULL ORDER BY created_at, id LIMIT $3`,
-    [tenantId, agentId, limit],
-  );
+  const { rows } = await db.$client.query<MessageRow>(peekUnreadSql("$1", "$2", "$3"), [tenantId, agentId, limit]);
   return rows;
 }
 
@@ -285,19 +288,89 @@ export async function peekUnread(db: Db, { tenantId, agentId, limit }: { tenantI
  * context lists it among the unread messages already.
  */
 export async function openThreads(db: Db, { tenantId, agentId, days, limit }: { tenantId: string; agentId: string; days: number; limit: number }) {
-  const { rows } = await db.$client.query<{ threadId: string; last: MessageRow }>(
-    `SELECT t.thread_id AS "threadId", row_to_json(last) AS last FROM (
-       SELECT DISTINCT thread_id FROM messages
-       WHERE tenant_id = $1 AND to_agent_id = $2 AND thread_id IS NOT NULL AND created_at > now() - make_interval(days => $3::int)) t
-     CROSS JOIN LATERAL (
-       SELECT id, from_type AS "fromType", from_id AS "fromId", body, created_at AS "createdAt", to_agent_id, read_at FROM messages m
-       WHERE m.tenant_id = $1 AND m.thread_id = t.thread_id ORDER BY created_at DESC, id DESC LIMIT 1) last
-     WHERE NOT (last."fromType" = 'agent' AND last."fromId" = $2) AND NOT (last.to_agent_id = $2 AND last.read_at IS NULL)
-     ORDER BY last."createdAt" DESC LIMIT $4`,
-    [tenantId, agentId, days, limit],
-  );
-  return rows.map((r) => ({ threadId: r.threadId, last: { ...r.last, createdAt: new Date(r.last.createdAt as unknown as string) } }));
+  const { rows } = await db.$client.query<{ threadId: string; last: MessageRow }>(openThreadsSql("$1", "$2", "$3", "$4"), [tenantId, agentId, days, limit]);
+  return rows.map(openThread);
 }
+
+/**
+ * openThreads's query. Threads whose last messages share a timestamp (one transaction's
+ * messages do) are ordered by thread id, so the order and the LIMIT's cut are the same
+ * wherever the query is embedded.
+ */
+const openThreadsSql = (tenant: string, agent: string, days: string, limit: string) =>
+  `SELECT t.thread_id AS "threadId", row_to_json(last) AS last FROM (
+     SELECT DISTINCT thread_id FROM messages
+     WHERE tenant_id = ${tenant} AND to_agent_id = ${agent} AND thread_id IS NOT NULL AND created_at > now() - make_interval(days => ${days}::int)) t
+   CROSS JOIN LATERAL (
+     SELECT id, from_type AS "fromType", from_id AS "fromId", body, created_at AS "createdAt", to_agent_id, read_at FROM messages m
+     WHERE m.tenant_id = ${tenant} AND m.thread_id = t.thread_id ORDER BY created_at DESC, id DESC LIMIT 1) last
+   WHERE NOT (last."fromType" = 'agent' AND last."fromId" = ${agent}) AND NOT (last.to_agent_id = ${agent} AND last.read_at IS NULL)
+   ORDER BY last."createdAt" DESC, t.thread_id DESC LIMIT ${limit}`;
+
+const openThread = (r: { threadId: string; last: MessageRow }) => ({
+  threadId: r.threadId,
+  last: { ...r.last, createdAt: new Date(r.last.createdAt as unknown as string) },
+});
+
+export interface PendingProposal {
+  id: string;
+  title: string;
+  /** The agent was asked and has taken a stance. */
+  responded: boolean;
+}
+
+/**
+ * Open proposals an agent was asked about or made, newest first, marked when it has
+ * answered (an asked agent has a response row from the start, with no stance until it
+ * responds).
+ */
+export async function pendingProposals(db: Db, { tenantId, agentId, limit }: { tenantId: string; agentId: string; limit: number }): Promise<PendingProposal[]> {
+  const { rows } = await db.$client.query<PendingProposal>(pendingProposalsSql("$1", "$2", "$3"), [tenantId, agentId, limit]);
+  return rows;
+}
+
+const pendingProposalsSql = (tenant: string, agent: string, limit: string) =>
+  `SELECT p.id, p.title, coalesce(r.stance IS NOT NULL, false) AS responded
+   FROM proposals p
+   LEFT JOIN proposal_responses r ON r.tenant_id = p.tenant_id AND r.proposal_id = p.id AND r.agent_id = ${agent}
+   WHERE p.tenant_id = ${tenant} AND p.status = 'open' AND (r.agent_id IS NOT NULL OR p.proposer_agent_id = ${agent})
+   ORDER BY p.id DESC LIMIT ${limit}`;
+
+export interface PromptReads {
+  working: MemoryItemRow[];
+  unread: MessageRow[];
+  threads: ReturnType<typeof openThread>[];
+  proposals: PendingProposal[];
+}
+
+/**
+ * Everything a run's prompt reads, in one round trip: working memory (listItems), and
+ * with `withContext` the active context's unread messages (peekUnread), open threads
+ * (openThreads) and pending proposals (pendingProposals). Each layer is the same query as
+ * its own function, aggregated to json in the same order; without `withContext` only
+ * working memory is read (the other layers' subqueries sit in CASE branches not taken).
+ */
+export async function promptReads(
+  db: Db,
+  p: { tenantId: string; agentId: string; withContext: boolean; unreadLimit: number; threadDays: number; threadLimit: number; proposalLimit: number },
+): Promise<PromptReads> {
+  const layer = (sql: string, order: string) => `(SELECT coalesce(json_agg(x ORDER BY ${order}), '[]') FROM (${sql}) x)`;
+  const context = (sql: string) => `CASE WHEN $3::boolean THEN ${sql} ELSE '[]'::json END`;
+  const { rows } = await db.$client.query<{ working: Json[]; unread: Json[]; threads: { threadId: string; last: MessageRow }[]; proposals: PendingProposal[] }>({ name: "bosun_memory_prompt_reads", text: `SELECT ${layer(listItemsSql("$1", "$2", "'working'", String(ITEMS_LIMIT)), `x."createdAt", x.id`)} AS working,
+            ${context(layer(peekUnreadSql("$1", "$2", "$4"), `x."createdAt", x.id`))} AS unread,
+            ${context(layer(openThreadsSql("$1", "$2", "$5", "$6"), `(x.last->>'createdAt')::timestamptz DESC, x."threadId" DESC`))} AS threads,
+            ${context(layer(pendingProposalsSql("$1", "$2", "$7"), "x.id DESC"))} AS proposals`, values: [p.tenantId, p.agentId, p.withContext, p.unreadLimit, p.threadDays, p.threadLimit, p.proposalLimit] });
+  const r = rows[0]!;
+  const date = (v: unknown) => (v === null ? null : new Date(v as string));
+  return {
+    working: r.working.map((i) => ({ ...i, createdAt: date(i.createdAt), updatedAt: date(i.updatedAt), expiresAt: date(i.expiresAt) }) as MemoryItemRow),
+    unread: r.unread.map((m) => ({ ...m, readAt: date(m.readAt), createdAt: date(m.createdAt) }) as MessageRow),
+    threads: r.threads.map(openThread),
+    proposals: r.proposals,
+  };
+}
+
+type Json = Record<string, unknown>;
 
 // ---------------------------------------------------------------------------------------
 // Drives and autonomy
