@@ -6,3 +6,4 @@ export * as repo from "./repositories/index";
 export { canonicalJson } from "./repositories/audit";
 export * as schema from "./schema/index";
 export * from "./tx";
+export type { QueryResult } from "pg";

@@ -45,9 +45,21 @@ export async function gateToolCall(
     /** The seq of the model step that made the call: tool-use ids are unique within it. */
     llmSeq: number;
     approvalExpirySeconds?: number | undefined;
+    /**
+     * What the caller read already in this transaction, under the run's lease: the run's
+     * waitpoints (the approval for this tool use, if any, is among them) and the agent's
+     * policies. Each is read here when absent.
+     */
+    known?: { waitpoints: repo.runtime.WaitpointRow[]; policies: repo.governance.PolicyRow[] } | undefined;
   },
 ): Promise<Gate> {
-  const prior = await repo.governance.approvalForToolUse(tx, { tenantId: p.tenantId, runId: p.runId, toolUseId: p.use.id, llmSeq: p.llmSeq });
+  const prior = p.known
+    ? // Oldest first, as the run's waitpoints are read: the newest match is the last.
+      p.known.waitpoints.findLast((w) => {
+        const payload = w.payload as { toolUseId?: unknown; llmSeq?: unknown } | null;
+        return w.kind === "approval" && payload?.toolUseId === p.use.id && Number(payload?.llmSeq) === p.llmSeq;
+      })
+    : await repo.governance.approvalForToolUse(tx, { tenantId: p.tenantId, runId: p.runId, toolUseId: p.use.id, llmSeq: p.llmSeq });
   if (prior) {
     if (prior.status === "pending") return { action: "wait" };
     const r = (prior.resolution ?? {}) as ApprovalResolution;
@@ -60,7 +72,7 @@ export async function gateToolCall(
     return { action: "refuse", policy, content: JSON.stringify({ [decision]: true, comment: r.comment ?? null, by: r.by ?? null, approval: prior.id }) };
   }
 
-  const d = await decideToolCall(tx, { tenantId: p.tenantId, agentId: p.agentId, descriptor: p.descriptor, name: p.use.name, input: p.use.input });
+  const d = await decideToolCall(tx, { tenantId: p.tenantId, agentId: p.agentId, descriptor: p.descriptor, name: p.use.name, input: p.use.input, policies: p.known?.policies });
   // No such tool: nothing to decide; the runtime answers "unknown tool".
   if (!d) return { action: "run", policy: null };
   const policy = decisionRecord(d.meta, d.evaluation);

@@ -131,11 +131,19 @@ export function evaluate(p: { meta: ToolMeta; policies: PolicyRow[]; descriptor:
 /** Describes a tool call and decides it, inside the run's transaction. Null: no such tool. */
 export async function decideToolCall(
   tx: Tx,
-  p: { tenantId: string; agentId: string; descriptor: AgentDescriptor; name: string; input: unknown },
+  p: {
+    tenantId: string;
+    agentId: string;
+    descriptor: AgentDescriptor;
+    name: string;
+    input: unknown;
+    /** The agent's policies, when the caller read them already in this transaction. */
+    policies?: repo.governance.PolicyRow[] | undefined;
+  },
 ): Promise<{ meta: ToolMeta; evaluation: Evaluation } | null> {
   const meta = await describeTool(tx, { tenantId: p.tenantId, name: p.name, input: p.input });
   if (!meta) return null;
-  const policies = await repo.governance.policiesForAgent(tx, { tenantId: p.tenantId, agentId: p.agentId });
+  const policies = p.policies ?? (await repo.governance.policiesForAgent(tx, { tenantId: p.tenantId, agentId: p.agentId }));
   return { meta, evaluation: evaluate({ meta, policies, descriptor: p.descriptor, agentId: p.agentId }) };
 }
 

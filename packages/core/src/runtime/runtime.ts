@@ -1,6 +1,7 @@
 import type { AgentDescriptor } from "@bosun/contracts";
-import { type Database, repo, type Tx, withSystem, withTenant } from "@bosun/db";
+import { type Database, type QueryResult, repo, tenantStatements, type Tx, withSystem, withTenant } from "@bosun/db";
 import { type Jobs, wakeKey } from "@bosun/jobs";
+
 import { type ContentBlock, completeWithRouting, type Message, type ModelProvider, type ModelResponse, RoutingError, type RouteAttempt, type ToolDef } from "@bosun/llm";
 import { deferAudits } from "../audit";
 import { type ActualCall, type Reservation, type SpendEngine, SpendRefused, spendEngine } from "../costs/spend";
@@ -39,7 +40,7 @@ const MODEL_TIMEOUT_MS = 120_000;
 export interface TaskPort {
   claimNextForAgent(p: { tenantId: string; agentId: string; leaseOwner: string; ttlSeconds: number }): Promise<ClaimedTask | null>;
   /** Completes (or sends to review) inside the run's transaction, fenced by the task lease. */
-  completeInTx(tx: Tx, p: TaskWrite & { result: unknown }): Promise<unknown>;
+  completeInTx(tx: Tx, p: TaskWrite & { result: unknown }): Promise<{ title: string }>;
   failInTx(tx: Tx, p: TaskWrite & { error: string; retry: boolean }): Promise<unknown>;
   createInTx(
     tx: Tx,
@@ -122,21 +123,30 @@ export function agentRuntime(deps: RuntimeDeps) {
   let stopping = false;
   const inFlight = new Set<AbortController>();
 
-  // Audit events are appended at the end of each write (deferAudits): the tenant's audit
-  // chain is then locked for the append and the commit only, not for the run's own work.
-  const fenced = <T>(f: Fence, fn: (tx: Tx) => Promise<T>) =>
-    withTenant(deps.database, f.tenantId, async (tx) => {
-      await rt.fence(tx, f, ttl);
-      return deferAudits(tx, () => fn(tx));
+  // Every write of a run: the fence travels with the BEGIN (one round trip less per write),
+  // and so do `reads` (statements with escaped literals), whose results fn gets. Audit
+  // events are inserted at the end, with the COMMIT (deferAudits); the sealer chains them.
+  const fenced = <T>(f: Fence, fn: (tx: Tx, read: QueryResult[]) => Promise<T>, reads: string[] = []) => {
+    const fence = rt.fenceWith(f, ttl);
+    let read: QueryResult[] = [];
+    return withTenant(deps.database, f.tenantId, (tx) => deferAudits(tx, () => fn(tx, read)), {
+      with: {
+        sql: [fence.sql, ...reads].join(";\n"),
+        check: (results) => {
+          fence.check(results);
+          read = results.slice(1);
+        },
+      },
     });
+  };
 
   const wakeAgent = (tx: Tx, tenantId: string, agentId: string, reason: "task" | "message" | "waitpoint" | "recheck" | "schedule") =>
     deps.jobs.enqueue(tx, "agent.wake", { tenantId, agentId, reason }, { singletonKey: wakeKey(tenantId, agentId) });
 
   async function wake(p: { tenantId: string; agentId: string }): Promise<WakeOutcome> {
-    const epoch = await withTenant(deps.database, p.tenantId, (tx) =>
-      rt.acquireOrMark(tx, { tenantId: p.tenantId, agentId: p.agentId, owner, ttlSeconds: ttl }),
-    );
+    // Create the session if need be, then take its lease or mark it: one round trip.
+    const took = await tenantStatements(deps.database, p.tenantId, rt.acquireOrMarkStatements({ tenantId: p.tenantId, agentId: p.agentId, owner, ttlSeconds: ttl }));
+    const epoch = rt.acquiredEpoch(took[1]);
     if (epoch === null) return { outcome: "busy" };
     const f: Fence = { tenantId: p.tenantId, agentId: p.agentId, owner, epoch };
     let runs = 0;
@@ -164,12 +174,24 @@ export function agentRuntime(deps: RuntimeDeps) {
     }
     // Release, then look again: anything that arrived while we held the lease marked the
     // session (acquireOrMark) or is visible now; either way the agent is woken again.
-    await withTenant(deps.database, f.tenantId, async (tx) => {
-      const r = await rt.releaseLease(tx, f);
-      if (r.released && (r.wakeRequested || stopping || (await hasWork(tx, f.tenantId, f.agentId)))) {
-        await wakeAgent(tx, f.tenantId, f.agentId, "recheck");
-      }
-    });
+    // The release and the look travel with the BEGIN; a wake, if needed, before the COMMIT.
+    let again = false;
+    await withTenant(
+      deps.database,
+      f.tenantId,
+      async (tx) => {
+        if (again) await wakeAgent(tx, f.tenantId, f.agentId, "recheck");
+      },
+      {
+        with: {
+          sql: `${rt.releaseLeaseStatement(f)};\n${rt.hasWorkStatement(f.tenantId, f.agentId)}`,
+          check: ([release, work]) => {
+            const r = rt.released(release);
+            again = r.released && (r.wakeRequested || stopping || work?.rows[0]?.work === true);
+          },
+        },
+      },
+    );
     return runs === 0 ? { outcome: "idle" } : { outcome: "ran", runs };
   }
 
@@ -183,10 +205,12 @@ export function agentRuntime(deps: RuntimeDeps) {
     // The task's lease belongs to the run, not to this worker: whoever resumes the run
     // after a crash continues under the same claim.
     const taskRunId = newId("run");
-    return fenced(f, async (tx) => {
-      const agent = await repo.getAgentById(tx, { tenantId: f.tenantId, agentId: f.agentId });
+    return fenced(
+      f,
+      async (tx, [agentRead, resumableRead]) => {
+      const agent = agentRead!.rows[0] as repo.AgentRow | undefined;
       if (agent?.status !== "active") return null;
-      const resumable = await rt.findResumableRun(tx, f);
+      const resumable = resumableRead!.rows[0] as RunRow | undefined;
       if (resumable) return { run: resumable, agent, fresh: false };
       const leaseOwner = `run:${taskRunId}`;
       const claimed = await deps.tasks.claimAndStartInTx(tx, { tenantId: f.tenantId, agentId: f.agentId, leaseOwner, ttlSeconds: ttl * 5, runId: taskRunId }, (task) =>
@@ -204,7 +228,10 @@ export function agentRuntime(deps: RuntimeDeps) {
       const msgs = await rt.takeUnreadMessages(tx, { tenantId: f.tenantId, agentId: f.agentId, runId, limit: 200 });
       const text = msgs.map((m) => `Message ${m.id} from ${m.fromType} ${m.fromId}:\n${m.body}`).join("\n\n");
       return { run: await startRun(tx, f, "message", { kind: "messages", text }, runId), agent, fresh: true };
-    });
+      },
+      // The agent and a run to resume are read with the BEGIN and the fence.
+      [repo.agentByIdRead(f.tenantId, f.agentId), rt.resumableRunRead(f.tenantId, f.agentId)],
+    );
   }
 
   async function startRun(tx: Tx, f: Fence, trigger: "task" | "message" | "drive", input: RunInput, runId = newId("run")): Promise<RunRow> {
@@ -273,15 +300,11 @@ export function agentRuntime(deps: RuntimeDeps) {
       // checks it. Waitpoints only when a step refers to one.
       const state = fresh
         ? { run, steps: [] as StepRow[], waits: [] as repo.runtime.WaitpointRow[] }
-        : await withTenant(deps.database, f.tenantId, async (tx) => {
-            const steps = await rt.listSteps(tx, { tenantId: f.tenantId, runId: run.id });
-            const waited = steps.some((s) => typeof (s.output as { waitpointId?: unknown } | null)?.waitpointId === "string");
-            return {
-              run: await rt.getRun(tx, { tenantId: f.tenantId, runId: run.id }),
-              steps,
-              waits: waited ? await rt.waitpointsOfRun(tx, { tenantId: f.tenantId, runId: run.id }) : [],
-            };
-          });
+        : await tenantStatements(deps.database, f.tenantId, rt.runStateReads({ tenantId: f.tenantId, runId: run.id })).then(([steps, r, waits]) => ({
+            steps: steps!.rows as StepRow[],
+            run: r!.rows[0] as RunRow | undefined,
+            waits: waits!.rows as repo.runtime.WaitpointRow[],
+          }));
       fresh = false;
       run = state.run!;
       if (run.status !== "running") return; // cancelled meanwhile
@@ -295,7 +318,7 @@ export function agentRuntime(deps: RuntimeDeps) {
       const unanswered = uses.find((u) => !answered.has(u.id));
 
       if (lastLlm && unanswered) {
-        const outcome = await runTool(f, run, steps.length, unanswered, { llmSeq: lastLlm.seq, descriptor });
+        const outcome = await runTool(f, run, steps.length, unanswered, { llmSeq: lastLlm.seq, descriptor, waits });
         if (outcome !== "continue") return;
         continue;
       }
@@ -365,7 +388,9 @@ export function agentRuntime(deps: RuntimeDeps) {
       const r = response.ok!;
       const step = await fenced(f, async (tx) => {
         const seq0 = steps.length + (await recordRejected(tx, f, run, steps.length, response.rejected));
-        const s = await rt.insertStep(tx, {
+        const s = await rt.insertStepAndUpdateRun(
+          tx,
+          {
           ...stepBase(run, seq0, f, { kind: "llm", name: r.model, status: "ok", output: { content: r.content, stopReason: r.stopReason } }),
           // What this call added to the conversation (the input, or the tool results since
           // the previous call): the whole prompt is the run's input plus these, in order.
@@ -378,17 +403,14 @@ export function agentRuntime(deps: RuntimeDeps) {
           cacheWriteTokens: r.usage.cacheWriteTokens,
           outputTokens: r.usage.outputTokens,
           latencyMs: Math.round(r.latencyMs),
-        });
-        await rt.updateRun(tx, {
-          tenantId: f.tenantId,
-          runId: run.id,
-          patch: {
+          },
+          {
             model: r.model,
             addSteps: 1,
             addInput: r.usage.inputTokens + r.usage.cacheReadTokens + r.usage.cacheWriteTokens,
             addOutput: r.usage.outputTokens,
           },
-        });
+        );
         // The charge is written with the step, under the same fence: a step that exists
         // has been paid for, and a replayed step finds its charge by key.
         await spend.settle(tx, reservation, { calls: attempts({ seq: seq0, model: r.model, usage: r.usage }), computeMs: Date.now() - computeMark });
@@ -493,7 +515,7 @@ export function agentRuntime(deps: RuntimeDeps) {
     run: RunRow,
     seq: number,
     use: Extract<ContentBlock, { type: "tool_use" }>,
-    call: { llmSeq: number; descriptor: AgentDescriptor },
+    call: { llmSeq: number; descriptor: AgentDescriptor; /** The run's waitpoints, as read this turn. */ waits: repo.runtime.WaitpointRow[] },
   ): Promise<"continue" | "finished" | "waiting"> {
     const input = run.input as RunInput;
     // The policy decision (and approval) that let the call through, recorded on its step.
@@ -505,8 +527,12 @@ export function agentRuntime(deps: RuntimeDeps) {
     let outcome: "continue" | "finished" | "waiting" = "continue";
     // An MCP call the first transaction let through (slot taken, fee reserved): made after it commits.
     const gw: { prepared?: PreparedGatewayCall } = {};
-    let step = await fenced(f, async (tx) => {
+    let step = await fenced(
+      f,
+      async (tx, [policies]) => {
       // Policy first: a denied call never executes, one that needs approval suspends the run.
+      // The agent's policies were read with the BEGIN; an approval of this call would be
+      // among the waitpoints this turn read (both under the lease).
       const gate = await gateToolCall(tx, {
         tenantId: f.tenantId,
         agentId: f.agentId,
@@ -515,6 +541,7 @@ export function agentRuntime(deps: RuntimeDeps) {
         use,
         llmSeq: call.llmSeq,
         approvalExpirySeconds: deps.approvalExpirySeconds,
+        known: { waitpoints: call.waits, policies: policies!.rows as repo.governance.PolicyRow[] },
       });
       if (gate.action !== "wait") policy = gate.policy;
       if (gate.action === "wait" || gate.action === "suspend") {
@@ -544,7 +571,9 @@ export function agentRuntime(deps: RuntimeDeps) {
         await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
         return s;
       }
-    });
+      },
+      [repo.governance.policiesForAgentRead(f.tenantId, f.agentId)],
+    );
     const prepared = gw.prepared;
     if (prepared) {
       // Phases 2 and 3 of a gateway call (gateway/execute.ts): the MCP call with no
@@ -565,11 +594,8 @@ export function agentRuntime(deps: RuntimeDeps) {
     return outcome;
 
     async function effect(tx: Tx) {
-      const write = async (status: "ok" | "error", output: unknown, kind: StepRow["kind"] = "tool") => {
-        const s = await rt.insertStep(tx, base(status, output, kind));
-        await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
-        return s;
-      };
+      const write = (status: "ok" | "error", output: unknown, kind: StepRow["kind"] = "tool") =>
+        rt.insertStepAndUpdateRun(tx, base(status, output, kind), { addSteps: 1 });
       const a = use.input as Record<string, unknown>;
       if (isGatewayToolName(use.name)) {
         // MCP tools, through the gateway: permitted by spec.tools, rate limited, fee reserved, audited, capped.
@@ -595,10 +621,11 @@ export function agentRuntime(deps: RuntimeDeps) {
         case "fail_task": {
           if (!input.task) return write("error", { content: "this run has no task", isError: true });
           const tw = { tenantId: f.tenantId, taskId: input.task.id, agentId: f.agentId, leaseOwner: input.task.leaseOwner, epoch: input.task.epoch };
-          await tx.$client.query("SAVEPOINT task_write");
+          // Nothing was written since the savepoint tool_effect: a lost task lease rolls back to it.
+          let title: string | undefined;
           try {
             if (use.name === "complete_task") {
-              await deps.tasks.completeInTx(tx, { ...tw, result: a.result ?? null });
+              title = (await deps.tasks.completeInTx(tx, { ...tw, result: a.result ?? null })).title;
             } else {
               await deps.tasks.failInTx(tx, { ...tw, error: String(a.error ?? "failed"), retry: a.retry === true });
             }
@@ -606,14 +633,22 @@ export function agentRuntime(deps: RuntimeDeps) {
             // The task's lease ran out and it went back to the queue (or on to someone
             // else): this run's work on it is void, and the run ends without touching it.
             if (!(err instanceof AppError) || err.code !== "CONFLICT") throw err;
-            await tx.$client.query("ROLLBACK TO SAVEPOINT task_write");
+            await tx.$client.query("ROLLBACK TO SAVEPOINT tool_effect");
             const s = await write("error", { content: `task lease lost: ${err.message}`, isError: true });
             await endRun(tx, f, run, "failed", { error: { code: "TASK_LEASE_LOST", message: err.message } });
             outcome = "finished";
             return s;
           }
-          const s = await write("ok", { content: use.name === "complete_task" ? "task completed" : "task failed" });
-          await endRun(tx, f, run, use.name === "complete_task" ? "succeeded" : "failed", use.name === "complete_task" ? { result: a.result ?? null } : { error: { code: "TASK_FAILED", message: String(a.error ?? "") } });
+          const status = use.name === "complete_task" ? "succeeded" : "failed";
+          const out = use.name === "complete_task" ? { result: a.result ?? null } : { error: { code: "TASK_FAILED", message: String(a.error ?? "") } };
+          // The step, its count and the run's end in one statement; endRun does the rest.
+          const s = await rt.insertStepAndUpdateRun(tx, base("ok", { content: use.name === "complete_task" ? "task completed" : "task failed" }), {
+            status,
+            ended: true,
+            ...out,
+            addSteps: 1,
+          });
+          await endRun(tx, f, run, status, out, { runUpdated: true, descriptor: call.descriptor, ...(title === undefined ? {} : { taskTitle: title }) });
           outcome = "finished";
           return s;
         }
@@ -717,10 +752,22 @@ export function agentRuntime(deps: RuntimeDeps) {
   }
 
   /** Ends a run inside `tx`; a child run hands its result to the parent's waitpoint. */
-  async function endRun(tx: Tx, f: Fence, run: RunRow, status: "succeeded" | "failed" | "cancelled", out: { result?: unknown; error?: unknown }) {
-    await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { status, ended: true, ...out } });
+  /**
+   * Ends a run. `known`: what the caller has done or has at hand (the run row already ended
+   * with its last step, the run's descriptor, the task's title), so that none of it is read
+   * or written again.
+   */
+  async function endRun(
+    tx: Tx,
+    f: Fence,
+    run: RunRow,
+    status: "succeeded" | "failed" | "cancelled",
+    out: { result?: unknown; error?: unknown },
+    known: { runUpdated?: boolean; descriptor?: AgentDescriptor; taskTitle?: string } = {},
+  ) {
+    if (!known.runUpdated) await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { status, ended: true, ...out } });
     // A finished task's result goes to the agent's archive (memory_search finds it later).
-    if (status === "succeeded" && run.taskId) await archiveTaskResult(tx, f, run, out.result);
+    if (status === "succeeded" && run.taskId) await archiveTaskResult(tx, f, run, out.result, known);
     if (run.parentRunId) {
       for (const w of await rt.pendingChildWaitpoints(tx, { tenantId: f.tenantId, childRunId: run.id })) {
         await rt.resolveWaitpoint(tx, { tenantId: f.tenantId, id: w.id, status: "resolved", resolution: { status, ...out } });
@@ -757,27 +804,17 @@ export function agentRuntime(deps: RuntimeDeps) {
     });
   }
 
-  async function archiveTaskResult(tx: Tx, f: Fence, run: RunRow, result: unknown) {
-    const agent = await repo.getAgentById(tx, { tenantId: f.tenantId, agentId: f.agentId });
-    const m = (agent?.descriptor as AgentDescriptor | undefined)?.spec.memory;
+  async function archiveTaskResult(tx: Tx, f: Fence, run: RunRow, result: unknown, known: { descriptor?: AgentDescriptor; taskTitle?: string }) {
+    const descriptor = known.descriptor ?? ((await repo.getAgentById(tx, { tenantId: f.tenantId, agentId: f.agentId }))?.descriptor as AgentDescriptor | undefined);
+    const m = descriptor?.spec.memory;
     if (!m || m.type === "ephemeral") return;
-    const { rows } = await tx.$client.query<{ title: string }>(`SELECT title FROM tasks WHERE tenant_id = $1 AND id = $2`, [f.tenantId, run.taskId]);
-    await archiveResult(tx, { tenantId: f.tenantId, agentId: f.agentId, retentionDays: m.retention_days, title: `Task ${run.taskId}: ${rows[0]?.title ?? ""}`, result, ref: run.taskId! });
+    const title =
+      known.taskTitle ??
+      (await tx.$client.query<{ title: string }>(`SELECT title FROM tasks WHERE tenant_id = $1 AND id = $2`, [f.tenantId, run.taskId])).rows[0]?.title ??
+      "";
+    await archiveResult(tx, { tenantId: f.tenantId, agentId: f.agentId, retentionDays: m.retention_days, title: `Task ${run.taskId}: ${title}`, result, ref: run.taskId! });
   }
 
-  async function hasWork(tx: Tx, tenantId: string, agentId: string) {
-    // A paused or retired agent has no work, whatever waits for it: otherwise its queued
-    // tasks would wake it, it would find it may not run, and wake itself again, forever.
-    const { rows } = await tx.$client.query(
-      `SELECT (SELECT status FROM agents WHERE tenant_id = $1 AND id = $2) = 'active' AND (
-             EXISTS (SELECT 1 FROM messages WHERE tenant_id = $1 AND to_agent_id = $2 AND read_at IS NULL)
-           OR EXISTS (SELECT 1 FROM runs r WHERE r.tenant_id = $1 AND r.agent_id = $2 AND (r.status = 'running' OR (r.status = 'waiting'
-                AND NOT EXISTS (SELECT 1 FROM waitpoints w WHERE w.tenant_id = r.tenant_id AND w.run_id = r.id AND w.status = 'pending'))))
-           OR ${repo.claimableTaskExists("$1", "$2")}) AS work`,
-      [tenantId, agentId],
-    );
-    return rows[0]?.work === true;
-  }
 
   return {
     wake,
@@ -947,3 +984,4 @@ export async function runtimeSweep(deps: { database: Database; jobs: Pick<Jobs, 
     return { orphaned: orphaned.rows.length, timers: timers.length, approvalsExpired };
   });
 }
+

@@ -1,3 +1,4 @@
+import pg from "pg";
 import type { Db } from "../client";
 
 /**
@@ -47,12 +48,13 @@ export async function listPolicies(
 
 /** The policies that apply to an agent's tool calls: the tenant's and the agent's own. */
 export async function policiesForAgent(db: Db, { tenantId, agentId }: { tenantId: string; agentId: string }): Promise<PolicyRow[]> {
-  const { rows } = await db.$client.query<PolicyRow>(
-    `SELECT ${POLICY_COLUMNS} FROM ${POLICY_FROM} WHERE p.tenant_id = $1 AND (p.agent_id IS NULL OR p.agent_id = $2) ORDER BY p.priority, p.name`,
-    [tenantId, agentId],
-  );
+  const { rows } = await db.$client.query<PolicyRow>(policiesForAgentRead(tenantId, agentId));
   return rows;
 }
+
+/** policiesForAgent as a statement (escaped literals), for a batch sent in one round trip. */
+export const policiesForAgentRead = (tenantId: string, agentId: string) =>
+  `SELECT ${POLICY_COLUMNS} FROM ${POLICY_FROM} WHERE p.tenant_id = ${pg.escapeLiteral(tenantId)} AND (p.agent_id IS NULL OR p.agent_id = ${pg.escapeLiteral(agentId)}) ORDER BY p.priority, p.name`;
 
 export type PolicyWrite = Pick<
   PolicyRow,

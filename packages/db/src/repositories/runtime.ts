@@ -1,9 +1,15 @@
+import pg from "pg";
 import type { Db } from "../client";
+import type { TenantTxOptions } from "../tx";
+import { claimableTaskExists } from "./tasks";
 
 /**
  * The agent runtime's queries: session leases, runs, steps, waitpoints and messages.
  * Plain SQL: these statements are the execution plane's hot path and their locking is
- * the point, so they are spelled out rather than built.
+ * the point, so they are spelled out rather than built. The busiest are named (prepared
+ * once per connection): planning them each time cost as much as running them. Those sent
+ * in one round trip with a BEGIN (`...Statements`, `...With`, `...Read`) carry escaped
+ * literals instead, as a simple-protocol query must.
  */
 
 export interface Fence {
@@ -28,26 +34,37 @@ export class LeaseLostError extends Error {
  */
 export async function acquireOrMark(
   db: Db,
-  { tenantId, agentId, owner, ttlSeconds }: { tenantId: string; agentId: string; owner: string; ttlSeconds: number },
+  p: { tenantId: string; agentId: string; owner: string; ttlSeconds: number },
 ): Promise<number | null> {
-  await db.$client.query(
-    `INSERT INTO agent_sessions (tenant_id, agent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-    [tenantId, agentId],
-  );
-  const { rows } = await db.$client.query<{ acquired: boolean; lease_epoch: string }>(
+  let epoch: number | null = null;
+  for (const sql of acquireOrMarkStatements(p)) {
+    const r = await db.$client.query(sql);
+    epoch = acquiredEpoch(r);
+  }
+  return epoch;
+}
+
+/** acquireOrMark as statements (escaped literals), to send in one round trip with tenantStatements. */
+export function acquireOrMarkStatements({ tenantId, agentId, owner, ttlSeconds }: { tenantId: string; agentId: string; owner: string; ttlSeconds: number }): string[] {
+  const [t, a] = [pg.escapeLiteral(tenantId), pg.escapeLiteral(agentId)];
+  return [
+    `INSERT INTO agent_sessions (tenant_id, agent_id) VALUES (${t}, ${a}) ON CONFLICT DO NOTHING`,
     `UPDATE agent_sessions s SET
-        lease_owner      = CASE WHEN f.free THEN $3 ELSE s.lease_owner END,
+        lease_owner      = CASE WHEN f.free THEN ${pg.escapeLiteral(owner)} ELSE s.lease_owner END,
         lease_epoch      = CASE WHEN f.free THEN s.lease_epoch + 1 ELSE s.lease_epoch END,
-        lease_expires_at = CASE WHEN f.free THEN now() + make_interval(secs => $4) ELSE s.lease_expires_at END,
+        lease_expires_at = CASE WHEN f.free THEN now() + make_interval(secs => ${Number(ttlSeconds)}) ELSE s.lease_expires_at END,
         wake_requested_at = CASE WHEN f.free THEN NULL ELSE now() END
      FROM (SELECT tenant_id, agent_id, (lease_owner IS NULL OR lease_expires_at < now()) AS free
-           FROM agent_sessions WHERE tenant_id = $1 AND agent_id = $2 FOR UPDATE) f
+           FROM agent_sessions WHERE tenant_id = ${t} AND agent_id = ${a} FOR UPDATE) f
      WHERE s.tenant_id = f.tenant_id AND s.agent_id = f.agent_id
      RETURNING f.free AS acquired, s.lease_epoch`,
-    [tenantId, agentId, owner, ttlSeconds],
-  );
-  const r = rows[0];
-  return r?.acquired ? Number(r.lease_epoch) : null;
+  ];
+}
+
+/** The epoch acquireOrMark's UPDATE took, or null when the lease was held (and the session marked). */
+export function acquiredEpoch(r: pg.QueryResult | undefined): number | null {
+  const row = r?.rows[0] as { acquired?: boolean; lease_epoch?: string } | undefined;
+  return row?.acquired ? Number(row.lease_epoch) : null;
 }
 
 /**
@@ -64,19 +81,55 @@ export async function fence(db: Db, f: Fence, ttlSeconds: number): Promise<void>
   if (rowCount !== 1) throw new LeaseLostError(f);
 }
 
+/**
+ * The same fence as a statement to send with the transaction's BEGIN (withTenant's `with`):
+ * one round trip less for every write of a run. The values are escaped literals.
+ */
+export function fenceWith(f: Fence, ttlSeconds: number): NonNullable<TenantTxOptions["with"]> {
+  const lit = pg.escapeLiteral;
+  return {
+    sql: `UPDATE agent_sessions SET lease_expires_at = greatest(lease_expires_at, now() + make_interval(secs => ${Number(ttlSeconds)}))
+     WHERE tenant_id = ${lit(f.tenantId)} AND agent_id = ${lit(f.agentId)} AND lease_owner = ${lit(f.owner)} AND lease_epoch = ${Math.trunc(f.epoch)}`,
+    check: (results) => {
+      if (results[0]?.rowCount !== 1) throw new LeaseLostError(f);
+    },
+  };
+}
+
+/**
+ * What a run's next turn is decided from, in one round trip: its step log, the run row (an
+ * operator may have cancelled it) and its waitpoints, read as the tenant.
+ */
+export function runStateReads({ tenantId, runId }: { tenantId: string; runId: string }): string[] {
+  const t = pg.escapeLiteral(tenantId);
+  const r = pg.escapeLiteral(runId);
+  return [
+    `SELECT ${STEP_COLUMNS} FROM steps WHERE tenant_id = ${t} AND run_id = ${r} ORDER BY seq`,
+    `SELECT ${RUN_COLUMNS} FROM runs WHERE tenant_id = ${t} AND id = ${r}`,
+    `SELECT ${WP_COLUMNS} FROM waitpoints WHERE tenant_id = ${t} AND run_id = ${r} ORDER BY created_at`,
+  ];
+}
+
 /** Releases the lease; returns whether something asked for the agent meanwhile. */
 export async function releaseLease(db: Db, f: Fence): Promise<{ released: boolean; wakeRequested: boolean }> {
+  return released(await db.$client.query(releaseLeaseStatement(f)));
+}
+
+/** releaseLease as a statement (escaped literals), to send with a transaction's BEGIN. */
+export function releaseLeaseStatement(f: Fence): string {
+  const lit = pg.escapeLiteral;
   // The locking subquery reads the newest version of the row (a plain subquery would read
   // the statement's snapshot and could miss a mark committed while we waited for the lock).
-  const { rows } = await db.$client.query<{ wake: boolean }>(
-    `UPDATE agent_sessions s SET lease_owner = NULL, lease_expires_at = NULL, wake_requested_at = NULL, last_run_at = now()
+  return `UPDATE agent_sessions s SET lease_owner = NULL, lease_expires_at = NULL, wake_requested_at = NULL, last_run_at = now()
      FROM (SELECT tenant_id, agent_id, wake_requested_at FROM agent_sessions
-           WHERE tenant_id = $1 AND agent_id = $2 AND lease_owner = $3 AND lease_epoch = $4 FOR UPDATE) old
+           WHERE tenant_id = ${lit(f.tenantId)} AND agent_id = ${lit(f.agentId)} AND lease_owner = ${lit(f.owner)} AND lease_epoch = ${Math.trunc(f.epoch)} FOR UPDATE) old
      WHERE s.tenant_id = old.tenant_id AND s.agent_id = old.agent_id
-     RETURNING old.wake_requested_at IS NOT NULL AS wake`,
-    [f.tenantId, f.agentId, f.owner, f.epoch],
-  );
-  return rows[0] ? { released: true, wakeRequested: rows[0].wake } : { released: false, wakeRequested: false };
+     RETURNING old.wake_requested_at IS NOT NULL AS wake`;
+}
+
+export function released(r: pg.QueryResult | undefined): { released: boolean; wakeRequested: boolean } {
+  const row = r?.rows[0] as { wake: boolean } | undefined;
+  return row ? { released: true, wakeRequested: row.wake } : { released: false, wakeRequested: false };
 }
 
 /** Marks the session so the current lease holder re-checks the inbox when it releases. */
@@ -156,47 +209,61 @@ export async function listRuns(
 
 /** The run this agent should continue: one left running by a dead worker, or one whose waits are all resolved. */
 export async function findResumableRun(db: Db, { tenantId, agentId }: { tenantId: string; agentId: string }): Promise<RunRow | undefined> {
-  const { rows } = await db.$client.query<RunRow>(
-    `SELECT ${RUN_COLUMNS} FROM runs r
-     WHERE r.tenant_id = $1 AND r.agent_id = $2 AND r.trigger <> 'external' AND (
-       r.status = 'running'
-       OR (r.status = 'waiting' AND NOT EXISTS (
-             SELECT 1 FROM waitpoints w WHERE w.tenant_id = r.tenant_id AND w.run_id = r.id AND w.status = 'pending')))
-     ORDER BY r.created_at LIMIT 1`,
-    [tenantId, agentId],
-  );
+  const { rows } = await db.$client.query<RunRow>(resumableRunRead(tenantId, agentId));
   return rows[0];
 }
 
-export async function updateRun(
-  db: Db,
-  { tenantId, runId, patch }: { tenantId: string; runId: string; patch: Partial<Pick<RunRow, "status" | "model" | "result" | "error">> & { addSteps?: number; addInput?: number; addOutput?: number; started?: boolean; ended?: boolean } },
-): Promise<void> {
-  await db.$client.query(
-    `UPDATE runs SET
-       status = coalesce($3, status), model = coalesce($4, model),
-       result = CASE WHEN $5::boolean THEN $6::jsonb ELSE result END,
-       error = CASE WHEN $7::boolean THEN $8::jsonb ELSE error END,
-       step_count = step_count + $9, input_tokens = input_tokens + $10, output_tokens = output_tokens + $11,
-       started_at = CASE WHEN $12 THEN coalesce(started_at, now()) ELSE started_at END,
-       ended_at = CASE WHEN $13 THEN now() ELSE ended_at END
-     WHERE tenant_id = $1 AND id = $2`,
-    [
-      tenantId,
-      runId,
-      patch.status ?? null,
-      patch.model ?? null,
-      "result" in patch,
-      JSON.stringify(patch.result ?? null),
-      "error" in patch,
-      JSON.stringify(patch.error ?? null),
-      patch.addSteps ?? 0,
-      patch.addInput ?? 0,
-      patch.addOutput ?? 0,
-      patch.started ?? false,
-      patch.ended ?? false,
-    ],
-  );
+/** findResumableRun as a statement (escaped literals), for a batch sent in one round trip. */
+export function resumableRunRead(tenantId: string, agentId: string): string {
+  return `SELECT ${RUN_COLUMNS} FROM runs r
+     WHERE r.tenant_id = ${pg.escapeLiteral(tenantId)} AND r.agent_id = ${pg.escapeLiteral(agentId)} AND r.trigger <> 'external' AND (
+       r.status = 'running'
+       OR (r.status = 'waiting' AND NOT EXISTS (
+             SELECT 1 FROM waitpoints w WHERE w.tenant_id = r.tenant_id AND w.run_id = r.id AND w.status = 'pending')))
+     ORDER BY r.created_at LIMIT 1`;
+}
+
+export type RunPatch = Partial<Pick<RunRow, "status" | "model" | "result" | "error">> & {
+  addSteps?: number;
+  addInput?: number;
+  addOutput?: number;
+  started?: boolean;
+  ended?: boolean;
+};
+
+/** The UPDATE of a run's patch, its parameters numbered from `from` ($from = tenant, $from+1 = run). */
+function runUpdate(from: number): string {
+  const p = (i: number) => `$${from + i}`;
+  return `UPDATE runs SET
+       status = coalesce(${p(2)}, status), model = coalesce(${p(3)}, model),
+       result = CASE WHEN ${p(4)}::boolean THEN ${p(5)}::jsonb ELSE result END,
+       error = CASE WHEN ${p(6)}::boolean THEN ${p(7)}::jsonb ELSE error END,
+       step_count = step_count + ${p(8)}, input_tokens = input_tokens + ${p(9)}, output_tokens = output_tokens + ${p(10)},
+       started_at = CASE WHEN ${p(11)} THEN coalesce(started_at, now()) ELSE started_at END,
+       ended_at = CASE WHEN ${p(12)} THEN now() ELSE ended_at END
+     WHERE tenant_id = ${p(0)} AND id = ${p(1)}`;
+}
+
+function runUpdateValues(tenantId: string, runId: string, patch: RunPatch): unknown[] {
+  return [
+    tenantId,
+    runId,
+    patch.status ?? null,
+    patch.model ?? null,
+    "result" in patch,
+    JSON.stringify(patch.result ?? null),
+    "error" in patch,
+    JSON.stringify(patch.error ?? null),
+    patch.addSteps ?? 0,
+    patch.addInput ?? 0,
+    patch.addOutput ?? 0,
+    patch.started ?? false,
+    patch.ended ?? false,
+  ];
+}
+
+export async function updateRun(db: Db, { tenantId, runId, patch }: { tenantId: string; runId: string; patch: RunPatch }): Promise<void> {
+  await db.$client.query({ name: "bosun_runtime_update_run", text: runUpdate(1), values: runUpdateValues(tenantId, runId, patch) });
 }
 
 export interface StepRow {
@@ -224,17 +291,32 @@ const STEP_COLUMNS = `tenant_id AS "tenantId", run_id AS "runId", run_created_at
   provider, model, input_tokens AS "inputTokens", cache_read_tokens AS "cacheReadTokens", cache_write_tokens AS "cacheWriteTokens",
   output_tokens AS "outputTokens", latency_ms AS "latencyMs", lease_epoch::float8 AS "leaseEpoch", created_at AS "createdAt"`;
 
+const STEP_INSERT = `INSERT INTO steps (tenant_id, run_id, run_created_at, seq, kind, name, status, input, output, provider, model,
+                        input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, latency_ms, lease_epoch)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) RETURNING ${STEP_COLUMNS}`;
+
+const stepValues = (s: Omit<StepRow, "createdAt">) => [
+  s.tenantId, s.runId, s.runCreatedAt, s.seq, s.kind, s.name, s.status, JSON.stringify(s.input ?? null), JSON.stringify(s.output ?? null),
+  s.provider, s.model, s.inputTokens, s.cacheReadTokens, s.cacheWriteTokens, s.outputTokens, s.latencyMs, s.leaseEpoch,
+];
+
 /** Inserts a step; the (run, seq) key makes a replayed step a conflict, never a duplicate. */
 export async function insertStep(db: Db, s: Omit<StepRow, "createdAt">): Promise<StepRow> {
-  const { rows } = await db.$client.query<StepRow>(
-    `INSERT INTO steps (tenant_id, run_id, run_created_at, seq, kind, name, status, input, output, provider, model,
-                        input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, latency_ms, lease_epoch)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) RETURNING ${STEP_COLUMNS}`,
-    [
-      s.tenantId, s.runId, s.runCreatedAt, s.seq, s.kind, s.name, s.status, JSON.stringify(s.input ?? null), JSON.stringify(s.output ?? null),
-      s.provider, s.model, s.inputTokens, s.cacheReadTokens, s.cacheWriteTokens, s.outputTokens, s.latencyMs, s.leaseEpoch,
-    ],
-  );
+  const { rows } = await db.$client.query<StepRow>({ name: "bosun_runtime_insert_step", text: STEP_INSERT, values: stepValues(s) });
+  return rows[0]!;
+}
+
+/**
+ * Inserts a step and applies `patch` to its run (its count, tokens, model...) in ONE
+ * statement: a data-modifying WITH runs whether or not the outer query reads it, and both
+ * happen or neither (a replayed step's conflict fails the statement, so nothing is counted).
+ */
+export async function insertStepAndUpdateRun(db: Db, s: Omit<StepRow, "createdAt">, patch: RunPatch): Promise<StepRow> {
+  const { rows } = await db.$client.query<StepRow>({
+    name: "bosun_runtime_insert_step_update_run",
+    text: `WITH step AS (${STEP_INSERT}), run AS (${runUpdate(18)}) SELECT * FROM step`,
+    values: [...stepValues(s), ...runUpdateValues(s.tenantId, s.runId, patch)],
+  });
   return rows[0]!;
 }
 
@@ -371,4 +453,16 @@ export async function expiredSessions(db: Db, limit: number): Promise<{ tenantId
     [limit],
   );
   return rows;
+}
+
+/** Whether the agent has anything to do, as a statement (escaped literals) returning `work`. */
+export function hasWorkStatement(tenantId: string, agentId: string): string {
+  const [t, a] = [pg.escapeLiteral(tenantId), pg.escapeLiteral(agentId)];
+  // A paused or retired agent has no work, whatever waits for it: otherwise its queued
+  // tasks would wake it, it would find it may not run, and wake itself again, forever.
+  return `SELECT (SELECT status FROM agents WHERE tenant_id = ${t} AND id = ${a}) = 'active' AND (
+             EXISTS (SELECT 1 FROM messages WHERE tenant_id = ${t} AND to_agent_id = ${a} AND read_at IS NULL)
+           OR EXISTS (SELECT 1 FROM runs r WHERE r.tenant_id = ${t} AND r.agent_id = ${a} AND (r.status = 'running' OR (r.status = 'waiting'
+                AND NOT EXISTS (SELECT 1 FROM waitpoints w WHERE w.tenant_id = r.tenant_id AND w.run_id = r.id AND w.status = 'pending'))))
+           OR ${claimableTaskExists(t, a)}) AS work`;
 }

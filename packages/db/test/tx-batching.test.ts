@@ -1,0 +1,87 @@
+import { repo, tenantStatements, withTenant } from "@bosun/db";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDb, type TestDb } from "../../../test/helpers/db";
+
+// Statements sent with BEGIN (withTenant's `with`) and whole short transactions in one round
+// trip (tenantStatements): the runtime's lease fence, acquire and release ride on them.
+describe("one-round-trip transactions", () => {
+  let db: TestDb;
+  const A = "ten_0000000000aaaaaaaaaaaaaaaa";
+  const B = "ten_0000000000bbbbbbbbbbbbbbbb";
+  const agent = "agt_0000000000aaaaaaaaaaaaaaaa";
+  beforeAll(async () => {
+    db = await createTestDb();
+    await db.database.pool.query(`INSERT INTO tenants (id, name) VALUES ($1, 'A'), ($2, 'B')`, [A, B]);
+    for (const t of [A, B]) {
+      await db.database.pool.query(
+        `INSERT INTO agents (tenant_id, id, name, owner, revision, spec_hash, descriptor) VALUES ($1, $2, 'a', 'o', 1, 'h', '{}')`,
+        [t, agent],
+      );
+    }
+  });
+  afterAll(() => db.drop());
+
+  it("runs statements as the tenant (RLS applies) and returns each one's result in order", async () => {
+    const [count, one] = await tenantStatements(db.database, A, ["SELECT count(*)::int AS n FROM agents", "SELECT current_setting('bosun.tenant_id') AS t"]);
+    expect(count!.rows[0].n).toBe(1);
+    expect(one!.rows[0].t).toBe(A);
+  });
+
+  it("rolls back every statement when one fails, and leaves the connection usable", async () => {
+    const single = { ...db.database, pool: new pg.Pool({ connectionString: db.url, max: 1 }) };
+    try {
+      await expect(
+        tenantStatements(single, A, [`UPDATE agents SET owner = 'changed' WHERE tenant_id = '${A}'`, "SELECT 1/0"]),
+      ).rejects.toThrow(/division by zero/);
+      const { rows } = await db.database.pool.query(`SELECT owner FROM agents WHERE tenant_id = $1`, [A]);
+      expect(rows[0].owner).toBe("o");
+      // The pool's only connection is not left inside an aborted transaction.
+      const [again] = await tenantStatements(single, A, ["SELECT count(*)::int AS n FROM agents"]);
+      expect(again!.rows[0].n).toBe(1);
+    } finally {
+      await single.pool.end();
+    }
+  });
+
+  it("refuses malformed tenant ids before sending anything", async () => {
+    await expect(tenantStatements(db.database, "ten_x'; DROP TABLE agents; --", ["SELECT 1"])).rejects.toThrow(/malformed tenant id/);
+  });
+
+  it("fences a transaction with its BEGIN: a stale epoch writes nothing and throws LeaseLostError", async () => {
+    const took = await tenantStatements(db.database, A, repo.runtime.acquireOrMarkStatements({ tenantId: A, agentId: agent, owner: "w'1", ttlSeconds: 30 }));
+    const epoch = repo.runtime.acquiredEpoch(took[1]);
+    expect(epoch).toBeGreaterThan(0);
+    // Held: a second acquire marks the session instead of taking it.
+    const again = await tenantStatements(db.database, A, repo.runtime.acquireOrMarkStatements({ tenantId: A, agentId: agent, owner: "w2", ttlSeconds: 30 }));
+    expect(repo.runtime.acquiredEpoch(again[1])).toBeNull();
+    const fence = { tenantId: A, agentId: agent, owner: "w'1", epoch: epoch! };
+    const wrote = await withTenant(db.database, A, (tx) => tx.$client.query(`UPDATE agents SET owner = 'fenced' WHERE tenant_id = $1`, [A]), {
+      with: repo.runtime.fenceWith(fence, 30),
+    });
+    expect(wrote.rowCount).toBe(1);
+    let ran = false;
+    await expect(
+      withTenant(
+        db.database,
+        A,
+        async (tx) => {
+          ran = true;
+          await tx.$client.query(`UPDATE agents SET owner = 'late' WHERE tenant_id = $1`, [A]);
+        },
+        { with: repo.runtime.fenceWith({ ...fence, epoch: epoch! - 1 }, 30) },
+      ),
+    ).rejects.toBeInstanceOf(repo.runtime.LeaseLostError);
+    expect(ran).toBe(false);
+    expect((await db.database.pool.query(`SELECT owner FROM agents WHERE tenant_id = $1`, [A])).rows[0].owner).toBe("fenced");
+    // Another tenant's session of the same agent id is not this fence's.
+    await expect(withTenant(db.database, B, async () => 1, { with: repo.runtime.fenceWith({ ...fence, tenantId: B }, 30) })).rejects.toBeInstanceOf(
+      repo.runtime.LeaseLostError,
+    );
+    // Release with the statement form: the mark left by the second acquire is reported.
+    const [released] = await tenantStatements(db.database, A, [repo.runtime.releaseLeaseStatement(fence)]);
+    expect(repo.runtime.released(released)).toEqual({ released: true, wakeRequested: true });
+    const [twice] = await tenantStatements(db.database, A, [repo.runtime.releaseLeaseStatement(fence)]);
+    expect(repo.runtime.released(twice)).toEqual({ released: false, wakeRequested: false });
+  });
+});
