@@ -134,9 +134,20 @@ try {
     while ((await doneCount()) - before < TASKS) await new Promise((r) => setTimeout(r, 20));
     return (performance.now() - t0) / 1000;
   }
+  // With pg_stat_statements loaded by the server, BENCH_PROFILE also prints where the
+  // server's own time went (the client-side timings above include queueing and lock waits).
+  const statStatements = PROFILE && (await database.pool.query(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).then(() => database.pool.query(`SELECT pg_stat_statements_reset()`)).then(() => true, () => false));
   profiling = PROFILE;
   const pathSecs = await path([actor]);
   profiling = false;
+  if (statStatements) {
+    const r = await database.pool.query(
+      `SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS q FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT 30`,
+    );
+    const total = r.rows.reduce((n, x) => n + Number(x.total_exec_time), 0);
+    console.log(`\nserver execution time: ${(total / TASKS).toFixed(2)} ms per task (top 30 statements)`);
+    for (const x of r.rows) console.log(`${(Number(x.total_exec_time) / TASKS).toFixed(3).padStart(7)} ms/task ${(Number(x.calls) / TASKS).toFixed(2).padStart(6)}/task  ${x.q}`);
+  }
   if (PROFILE) {
     const rows = [...profile].sort((a, b) => b[1].n - a[1].n);
     const total = rows.reduce((n, [, v]) => n + v.n, 0);
