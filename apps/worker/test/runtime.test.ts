@@ -408,6 +408,52 @@ describe("waiting and waking", () => {
   });
 });
 
+describe("a tool in the model's turn", () => {
+  it("writes an internal tool's effect and step in the transaction of the model step that asked for it", async () => {
+    await apply("one-turn");
+    const task = await createTask("finish in one transaction", { assignee: "one-turn" });
+    const rt = runtimeFor(db.database, producer, "w-one-turn");
+    const agent = (await q<{ id: string }>(`SELECT id FROM agents WHERE name = 'one-turn'`))[0]!;
+    await rt.wake({ tenantId, agentId: agent.id });
+    const [t] = await q<{ status: string; run_id: string; done_at: string }>(`SELECT status, run_id, completed_at::text AS done_at FROM tasks WHERE id = $1`, [task.id]);
+    expect(t!.status).toBe("done");
+    const steps = await q<{ kind: string; name: string; at: string }>(`SELECT kind, name, created_at::text AS at FROM steps WHERE run_id = $1 ORDER BY seq`, [t!.run_id]);
+    expect(steps.map((x) => [x.kind, x.name])).toEqual([
+      ["llm", "scripted-small"],
+      ["tool", "complete_task"],
+    ]);
+    // One transaction wrote the model's step, the tool's step and the task's completion:
+    // now() is the transaction's start time, the same to the microsecond in all three (the
+    // tool's rows are written under savepoints, so their xmin differs; their now() does not).
+    expect(new Set([...steps.map((x) => x.at), t!.done_at]).size).toBe(1);
+    const [run] = await q<{ status: string; step_count: number }>(`SELECT status, step_count FROM runs WHERE id = $1`, [t!.run_id]);
+    expect(run).toEqual({ status: "succeeded", step_count: 2 });
+  });
+
+  it("does not run the tool of a run an operator cancelled during the model call", async () => {
+    await apply("cancelled-mid-call");
+    const task = await createTask("cancelled while the model thinks", { assignee: "cancelled-mid-call" });
+    const real = providerCache();
+    const cancelling = (m: Parameters<typeof real>[0]): ModelProvider => ({
+      name: "cancelling",
+      complete: async (req) => {
+        const [run] = await q<{ id: string }>(`SELECT id FROM runs WHERE task_id = $1`, [task.id]);
+        await services.runs.cancel(actor(), run!.id);
+        return real(m).complete(req);
+      },
+    });
+    const rt = runtimeFor(db.database, producer, "w-cancel-mid-call", { provider: cancelling });
+    const agent = (await q<{ id: string }>(`SELECT id FROM agents WHERE name = 'cancelled-mid-call'`))[0]!;
+    await rt.wake({ tenantId, agentId: agent.id });
+    const [t] = await q<{ status: string; run_id: string }>(`SELECT status, run_id FROM tasks WHERE id = $1`, [task.id]);
+    expect(t!.status).not.toBe("done");
+    const steps = await q<{ kind: string }>(`SELECT kind FROM steps WHERE run_id = $1 ORDER BY seq`, [t!.run_id]);
+    expect(steps.map((x) => x.kind)).toEqual(["llm"]);
+    const [run] = await q<{ status: string }>(`SELECT status FROM runs WHERE id = $1`, [t!.run_id]);
+    expect(run!.status).toBe("cancelled");
+  });
+});
+
 describe("routing and limits", () => {
   it("escalates from a failing small model to the large one, recording both attempts", async () => {
     await apply("router", { name: "tiny", escalate_to: { name: "scripted-large" } });

@@ -386,7 +386,14 @@ export function agentRuntime(deps: RuntimeDeps) {
         return;
       }
       const r = response.ok!;
-      const step = await fenced(f, async (tx) => {
+      // The first tool the model asks for, when it is one of the runtime's own, runs in the
+      // transaction that writes the model's step (its own savepoint keeps the step if the
+      // tool's part fails): one transaction and a turn's re-read fewer per tool call. MCP
+      // tools go through the gateway's phases, in their own turn.
+      const firstUse = r.content.find((b): b is ToolUse => b.type === "tool_use");
+      const merge = firstUse !== undefined && INTERNAL_TOOL_NAMES.has(firstUse.name);
+      let tool: ReturnType<typeof toolCall> | undefined;
+      const [step, toolStep] = await fenced(f, async (tx, [policies, current]) => {
         const seq0 = steps.length + (await recordRejected(tx, f, run, steps.length, response.rejected));
         const s = await rt.insertStepAndUpdateRun(
           tx,
@@ -414,10 +421,24 @@ export function agentRuntime(deps: RuntimeDeps) {
         // The charge is written with the step, under the same fence: a step that exists
         // has been paid for, and a replayed step finds its charge by key.
         await spend.settle(tx, reservation, { calls: attempts({ seq: seq0, model: r.model, usage: r.usage }), computeMs: Date.now() - computeMark });
-        return s;
-      });
+        // Not in a run an operator cancelled during the call (the next turn's read ends it).
+        if (!merge || !policies || current?.rows[0]?.status !== "running") return [s, null] as const;
+        // A new model step: no waitpoint can refer to its tool uses yet.
+        tool = toolCall(f, run, seq0 + 1, firstUse, { llmSeq: seq0, descriptor, waits: [] });
+        await tx.$client.query("SAVEPOINT tool_in_turn");
+        try {
+          return [s, await tool.inTx(tx, policies.rows as repo.governance.PolicyRow[])] as const;
+        } catch (err) {
+          // Whatever failed is left to the next turn, which runs the tool on its own.
+          await tx.$client.query("ROLLBACK TO SAVEPOINT tool_in_turn");
+          deps.log?.warn({ err, runId: run.id, tool: firstUse.name }, "tool call in the model's turn failed; retrying it in a turn of its own");
+          tool = undefined;
+          return [s, null] as const;
+        }
+      }, merge ? [repo.governance.policiesForAgentRead(f.tenantId, f.agentId), rt.runStatusRead(f.tenantId, run.id)] : []);
       computeMark = Date.now();
       await deps.afterStep?.(step);
+      if (tool && (await tool.after(toolStep)) !== "continue") return;
     }
     }
   }
@@ -510,13 +531,22 @@ export function agentRuntime(deps: RuntimeDeps) {
   }
 
   /** Executes one tool call and writes its step in the same transaction as its effect. */
-  async function runTool(
-    f: Fence,
-    run: RunRow,
-    seq: number,
-    use: Extract<ContentBlock, { type: "tool_use" }>,
-    call: { llmSeq: number; descriptor: AgentDescriptor; /** The run's waitpoints, as read this turn. */ waits: repo.runtime.WaitpointRow[] },
-  ): Promise<"continue" | "finished" | "waiting"> {
+  async function runTool(f: Fence, run: RunRow, seq: number, use: ToolUse, call: ToolCallContext): Promise<"continue" | "finished" | "waiting"> {
+    const t = toolCall(f, run, seq, use, call);
+    // The agent's policies are read with the BEGIN.
+    const step = await fenced(f, (tx, [policies]) => t.inTx(tx, policies!.rows as repo.governance.PolicyRow[]), [
+      repo.governance.policiesForAgentRead(f.tenantId, f.agentId),
+    ]);
+    return t.after(step);
+  }
+
+  /**
+   * One tool call: `inTx` gates it and runs its effect inside a fenced transaction (its
+   * own, or the one that wrote the model step that asked for it), writing its step there;
+   * `after`, once that transaction has committed, makes a gateway call's MCP call (phases 2
+   * and 3) and reports the step. Returns what the run does next.
+   */
+  function toolCall(f: Fence, run: RunRow, seq: number, use: ToolUse, call: ToolCallContext) {
     const input = run.input as RunInput;
     // The policy decision (and approval) that let the call through, recorded on its step.
     let policy: PolicyRecord | null = null;
@@ -527,12 +557,9 @@ export function agentRuntime(deps: RuntimeDeps) {
     let outcome: "continue" | "finished" | "waiting" = "continue";
     // An MCP call the first transaction let through (slot taken, fee reserved): made after it commits.
     const gw: { prepared?: PreparedGatewayCall } = {};
-    let step = await fenced(
-      f,
-      async (tx, [policies]) => {
+    async function inTx(tx: Tx, policies: repo.governance.PolicyRow[]): Promise<StepRow | null> {
       // Policy first: a denied call never executes, one that needs approval suspends the run.
-      // The agent's policies were read with the BEGIN; an approval of this call would be
-      // among the waitpoints this turn read (both under the lease).
+      // An approval of this call would be among the waitpoints this turn read (under the lease).
       const gate = await gateToolCall(tx, {
         tenantId: f.tenantId,
         agentId: f.agentId,
@@ -541,7 +568,7 @@ export function agentRuntime(deps: RuntimeDeps) {
         use,
         llmSeq: call.llmSeq,
         approvalExpirySeconds: deps.approvalExpirySeconds,
-        known: { waitpoints: call.waits, policies: policies!.rows as repo.governance.PolicyRow[] },
+        known: { waitpoints: call.waits, policies },
       });
       if (gate.action !== "wait") policy = gate.policy;
       if (gate.action === "wait" || gate.action === "suspend") {
@@ -571,9 +598,10 @@ export function agentRuntime(deps: RuntimeDeps) {
         await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
         return s;
       }
-      },
-      [repo.governance.policiesForAgentRead(f.tenantId, f.agentId)],
-    );
+    }
+
+    async function after(written: StepRow | null): Promise<"continue" | "finished" | "waiting"> {
+    let step = written;
     const prepared = gw.prepared;
     if (prepared) {
       // Phases 2 and 3 of a gateway call (gateway/execute.ts): the MCP call with no
@@ -592,6 +620,9 @@ export function agentRuntime(deps: RuntimeDeps) {
     }
     if (step) await deps.afterStep?.(step);
     return outcome;
+    }
+
+    return { inTx, after };
 
     async function effect(tx: Tx) {
       const write = (status: "ok" | "error", output: unknown, kind: StepRow["kind"] = "tool") =>
@@ -870,6 +901,16 @@ const BOOKKEEPING_KINDS: ReadonlySet<StepRow["kind"]> = new Set(["policy", "appr
 /** A step that answers a tool use (it becomes a tool_result block). */
 function isToolResult(s: StepRow): boolean {
   return s.kind !== "llm" && !BOOKKEEPING_KINDS.has(s.kind) && typeof (s.input as { toolUseId?: unknown } | null)?.toolUseId === "string";
+}
+
+type ToolUse = Extract<ContentBlock, { type: "tool_use" }>;
+
+interface ToolCallContext {
+  /** The seq of the model step that asked for the call. */
+  llmSeq: number;
+  descriptor: AgentDescriptor;
+  /** The run's waitpoints, as read this turn. */
+  waits: repo.runtime.WaitpointRow[];
 }
 
 function toolUses(llm: StepRow) {

@@ -110,6 +110,10 @@ export function runStateReads({ tenantId, runId }: { tenantId: string; runId: st
   ];
 }
 
+/** A run's status, as a statement (escaped literals) returning `status`. */
+export const runStatusRead = (tenantId: string, runId: string) =>
+  `SELECT status FROM runs WHERE tenant_id = ${pg.escapeLiteral(tenantId)} AND id = ${pg.escapeLiteral(runId)}`;
+
 /** Releases the lease; returns whether something asked for the agent meanwhile. */
 export async function releaseLease(db: Db, f: Fence): Promise<{ released: boolean; wakeRequested: boolean }> {
   return released(await db.$client.query(releaseLeaseStatement(f)));
