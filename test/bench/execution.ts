@@ -115,7 +115,15 @@ try {
   }
   const rawSecs = await raw("bench.raw", { batchSize: 20, localConcurrency: 4 }, false);
   // agent.wake's own setup: NOTIFY on send (a batch of one is never "full", so no burst).
-  const rawSameSecs = await raw("bench.raw.same", { batchSize: 1, localConcurrency: WORKER_CONCURRENCY }, true);
+  let rawSameSecs = await raw("bench.raw.same", { batchSize: 1, localConcurrency: WORKER_CONCURRENCY }, true);
+  // Now and then pg-boss's NOTIFY does not wake that worker's fetch at all and it runs at
+  // polling speed (see the note printed below): measure it once more on a fresh queue.
+  let rawSameRetried = false;
+  if (rawSameRetried) console.log("  note: the like-for-like baseline was measured twice (the first ran at polling speed); the faster run is shown");
+  if (rawSameSecs > rawSecs * 10) {
+    rawSameRetried = true;
+    rawSameSecs = Math.min(rawSameSecs, await raw("bench.raw.same.again", { batchSize: 1, localConcurrency: WORKER_CONCURRENCY }, true));
+  }
 
   // 1b. The whole path, on one tenant's fleet, then on the same number of agents spread
   // over TENANTS tenants (each tenant's audited writes are ordered by its hash chain).
@@ -131,8 +139,11 @@ try {
     const before = await doneCount();
     const t0 = performance.now();
     for (let i = 0; i < TASKS; i += 50) await Promise.all(Array.from({ length: Math.min(50, TASKS - i) }, (_, j) => createFor(actors[(i + j) % actors.length]!, `t${i + j}`)));
+    const created = performance.now();
     while ((await doneCount()) - before < TASKS) await new Promise((r) => setTimeout(r, 20));
-    return (performance.now() - t0) / 1000;
+    const end = performance.now();
+    console.log(`  (${actors.length} tenant(s): the ${TASKS} creates took ${((created - t0) / 1000).toFixed(2)} s of the ${((end - t0) / 1000).toFixed(2)} s)`);
+    return (end - t0) / 1000;
   }
   // With pg_stat_statements loaded by the server, BENCH_PROFILE also prints where the
   // server's own time went (the client-side timings above include queueing and lock waits).
@@ -224,6 +235,7 @@ try {
   // The like-for-like baseline depends on pg-boss's NOTIFY waking its fetch loop; when that
   // does not engage, it falls back to polling (twice a second per worker slot) and the
   // ratio against it says nothing: say so rather than print a flattering number.
+  if (rawSameRetried) console.log("  note: the like-for-like baseline was measured twice (the first ran at polling speed); the faster run is shown");
   if (rawSameSecs > rawSecs * 10) {
     console.log(
       `  note: the like-for-like baseline ran at polling speed (pg-boss's NOTIFY did not wake its fetch in this run); compare with the batched ratio`,
