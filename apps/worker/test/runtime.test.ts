@@ -430,6 +430,49 @@ describe("a tool in the model's turn", () => {
     expect(run).toEqual({ status: "succeeded", step_count: 2 });
   });
 
+  it("ends the run without touching the task when the task's lease was lost during the model call", async () => {
+    await apply("lease-lost-mid-call");
+    const task = await createTask("requeued while the model thinks", { assignee: "lease-lost-mid-call" });
+    const real = providerCache();
+    let requeued = false;
+    const requeueing = (m: Parameters<typeof real>[0]): ModelProvider => ({
+      name: "requeueing",
+      complete: async (req) => {
+        if (!requeued) {
+          requeued = true;
+          // What the lease sweep does to a task whose lease ran out: back to the queue, new epoch.
+          await q(`UPDATE tasks SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, run_id = NULL, lease_epoch = lease_epoch + 1 WHERE id = $1`, [
+            task.id,
+          ]);
+        }
+        return real(m).complete(req);
+      },
+    });
+    const rt = runtimeFor(db.database, producer, "w-lease-lost-mid-call", { provider: requeueing });
+    const agent = (await q<{ id: string }>(`SELECT id FROM agents WHERE name = 'lease-lost-mid-call'`))[0]!;
+    await rt.wake({ tenantId, agentId: agent.id });
+    // The first run lost the task; the same wake then claimed it again and finished it.
+    const runs = await q<{ id: string; status: string; error: { code: string } | null }>(`SELECT id, status, error FROM runs WHERE task_id = $1 ORDER BY created_at`, [task.id]);
+    expect(runs.map((r) => [r.status, r.error?.code ?? null])).toEqual([
+      ["failed", "TASK_LEASE_LOST"],
+      ["succeeded", null],
+    ]);
+    const steps = await q<{ kind: string; status: string; output: { content?: string }; at: string }>(
+      `SELECT kind, status, output, created_at::text AS at FROM steps WHERE run_id = $1 ORDER BY seq`,
+      [runs[0]!.id],
+    );
+    expect(steps.map((x) => [x.kind, x.status])).toEqual([
+      ["llm", "ok"],
+      ["tool", "error"],
+    ]);
+    expect(steps[1]!.output.content).toMatch(/task lease lost/);
+    // Handled in the model's own transaction (rolled back to the turn's savepoint), not
+    // left to a turn of its own.
+    expect(steps[0]!.at).toBe(steps[1]!.at);
+    const [t] = await q<{ status: string; run_id: string; attempts: number }>(`SELECT status, run_id, attempts FROM tasks WHERE id = $1`, [task.id]);
+    expect(t).toMatchObject({ status: "done", run_id: runs[1]!.id });
+  });
+
   it("does not run the tool of a run an operator cancelled during the model call", async () => {
     await apply("cancelled-mid-call");
     const task = await createTask("cancelled while the model thinks", { assignee: "cancelled-mid-call" });

@@ -427,7 +427,7 @@ export function agentRuntime(deps: RuntimeDeps) {
         tool = toolCall(f, run, seq0 + 1, firstUse, { llmSeq: seq0, descriptor, waits: [] });
         await tx.$client.query("SAVEPOINT tool_in_turn");
         try {
-          return [s, await tool.inTx(tx, policies.rows as repo.governance.PolicyRow[])] as const;
+          return [s, await tool.inTx(tx, policies.rows as repo.governance.PolicyRow[], "tool_in_turn")] as const;
         } catch (err) {
           // Whatever failed is left to the next turn, which runs the tool on its own.
           await tx.$client.query("ROLLBACK TO SAVEPOINT tool_in_turn");
@@ -555,9 +555,11 @@ export function agentRuntime(deps: RuntimeDeps) {
       input: { toolUseId: use.id, name: use.name, input: use.input, ...(policy ? { policy } : {}) },
     });
     let outcome: "continue" | "finished" | "waiting" = "continue";
+    let effectSavepoint = "tool_effect";
     // An MCP call the first transaction let through (slot taken, fee reserved): made after it commits.
     const gw: { prepared?: PreparedGatewayCall } = {};
-    async function inTx(tx: Tx, policies: repo.governance.PolicyRow[]): Promise<StepRow | null> {
+    /** `taken`: a savepoint the caller has just taken, with nothing written since, for the effect to roll back to. */
+    async function inTx(tx: Tx, policies: repo.governance.PolicyRow[], taken?: string): Promise<StepRow | null> {
       // Policy first: a denied call never executes, one that needs approval suspends the run.
       // An approval of this call would be among the waitpoints this turn read (under the lease).
       const gate = await gateToolCall(tx, {
@@ -586,13 +588,15 @@ export function agentRuntime(deps: RuntimeDeps) {
       }
       // A tool whose input the model got wrong (an unknown assignee, an invalid title)
       // fails as a tool result the model can read, not as a crash of the run: the effect
-      // runs under a savepoint, and a refused one is rolled back to it.
-      await tx.$client.query("SAVEPOINT tool_effect");
+      // runs under a savepoint, and a refused one is rolled back to it. (An allowed call's
+      // gate writes nothing, so the caller's fresh savepoint serves as well.)
+      if (taken) effectSavepoint = taken;
+      else await tx.$client.query(`SAVEPOINT ${effectSavepoint}`);
       try {
         return await effect(tx);
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
-        await tx.$client.query("ROLLBACK TO SAVEPOINT tool_effect");
+        await tx.$client.query(`ROLLBACK TO SAVEPOINT ${effectSavepoint}`);
         outcome = "continue";
         const s = await rt.insertStep(tx, base("error", { content: `${err.code}: ${err.message}`, isError: true }));
         await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
@@ -652,7 +656,7 @@ export function agentRuntime(deps: RuntimeDeps) {
         case "fail_task": {
           if (!input.task) return write("error", { content: "this run has no task", isError: true });
           const tw = { tenantId: f.tenantId, taskId: input.task.id, agentId: f.agentId, leaseOwner: input.task.leaseOwner, epoch: input.task.epoch };
-          // Nothing was written since the savepoint tool_effect: a lost task lease rolls back to it.
+          // Nothing was written since the effect's savepoint: a lost task lease rolls back to it.
           let title: string | undefined;
           try {
             if (use.name === "complete_task") {
@@ -664,7 +668,7 @@ export function agentRuntime(deps: RuntimeDeps) {
             // The task's lease ran out and it went back to the queue (or on to someone
             // else): this run's work on it is void, and the run ends without touching it.
             if (!(err instanceof AppError) || err.code !== "CONFLICT") throw err;
-            await tx.$client.query("ROLLBACK TO SAVEPOINT tool_effect");
+            await tx.$client.query(`ROLLBACK TO SAVEPOINT ${effectSavepoint}`);
             const s = await write("error", { content: `task lease lost: ${err.message}`, isError: true });
             await endRun(tx, f, run, "failed", { error: { code: "TASK_LEASE_LOST", message: err.message } });
             outcome = "finished";
