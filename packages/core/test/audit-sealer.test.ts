@@ -53,10 +53,14 @@ describe("sealing the audit chain", () => {
     const sealers = createDatabase(db.url, { max: 6 });
     let writing = true;
     let sealedBySealers = 0;
+    // Each sealer keeps passing while the writers write, then until it finds nothing left
+    // unsealed (so the sealers seal something however fast the writes went).
     const sealer = async () => {
-      while (writing) {
+      for (;;) {
+        const done = !writing;
         const pass = await repo.sealPending(sealers, { limit: 7 });
         sealedBySealers += pass.sealed;
+        if (done && pass.tenants === 0) return;
         await new Promise((r) => setTimeout(r, 5));
       }
     };
@@ -160,15 +164,19 @@ describe("sealing the audit chain", () => {
     await expectChain(B);
   });
 
-  it("creates a tenant's head at its first seal, and seals in batches of `limit`", async () => {
+  it("creates a tenant's head at its first seal, and seals in batches of `limit` without cutting one INSERT's events", async () => {
     const D = "ten_0000000000sealdddddddddddd";
     await q("INSERT INTO tenants (id, name) VALUES ($1, 'D')", [D]);
-    await withTenant(db.database, D, (t) => repo.appendAudits(t, Array.from({ length: 5 }, (_, i) => ({ tenantId: D, id: `aud_seal_d${i}`, actorType: "system", actorId: "test", ...event(D, i) }))));
+    const row = (i: number) => ({ tenantId: D, id: `aud_seal_d${i}`, actorType: "system", actorId: "test", ...event(D, i) });
+    // Five transactions of one event each, then one of five events.
+    for (let i = 0; i < 5; i++) await withTenant(db.database, D, (t) => repo.appendAudits(t, [row(i)]));
+    await withTenant(db.database, D, (t) => repo.appendAudits(t, Array.from({ length: 5 }, (_, i) => row(5 + i))));
     expect(await q("SELECT 1 FROM audit_heads WHERE tenant_id = $1", [D])).toEqual([]);
     expect(await repo.sealAudit(db.database, D, { limit: 3 })).toBe(3);
-    expect(await repo.sealAudit(db.database, D, { limit: 3 })).toBe(2);
+    // The limit falls inside the five-event INSERT: all of it comes in the same pass.
+    expect(await repo.sealAudit(db.database, D, { limit: 3 })).toBe(7);
     expect(await repo.sealAudit(db.database, D, { limit: 3 })).toBe(0);
-    expect((await expectChain(D)).map((e) => e.id)).toEqual(Array.from({ length: 5 }, (_, i) => `aud_seal_d${i}`));
+    expect((await expectChain(D)).map((e) => e.id)).toEqual(Array.from({ length: 10 }, (_, i) => `aud_seal_d${i}`));
   });
 });
 

@@ -174,6 +174,26 @@ async function sealTenant(tx: Tx, tenantId: string, limit: number, skipLocked: b
     .orderBy(asc(auditEvents.pos))
     .limit(limit);
   if (rows.length === 0) return 0;
+  if (rows.length === limit) {
+    // The limit must not cut one INSERT's events in two: another transaction's event with a
+    // lower pos, committed between two passes, would be sealed between them. The rest of
+    // the last row's block comes in this pass too.
+    const last = rows[rows.length - 1]!.pos;
+    rows.push(
+      ...(await tx
+        .select()
+        .from(auditEvents)
+        .where(
+          and(
+            eq(auditEvents.tenantId, tenantId),
+            isNull(auditEvents.seq),
+            sql`${auditEvents.pos} > ${last}`,
+            sql`(${auditEvents.pos} - 1) / ${AUDIT_POS_BLOCK} = (${last}::bigint - 1) / ${AUDIT_POS_BLOCK}`,
+          ),
+        )
+        .orderBy(asc(auditEvents.pos))),
+    );
+  }
   let seq = Number(head.seq);
   let prev = head.hash;
   const sealed = rows.map((e) => {
