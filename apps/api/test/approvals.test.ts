@@ -126,6 +126,26 @@ describe("approvals over HTTP", () => {
 });
 
 describe("the inbox", () => {
+  it("lists a queued task whose dependency will never be done, once, until it is cancelled", async () => {
+    const fresh = await createTenant(t.app, "Blocked");
+    const auth = fresh.auth;
+    const first = (await post("/v1/tasks", { title: "fetch the statements", domain: "finance/statements" }, auth)).json();
+    const second = (await post("/v1/tasks", { title: "fetch the invoices", domain: "finance/invoices" }, auth)).json();
+    const after = (await post("/v1/tasks", { title: "reconcile", domain: "finance/ledger", depends_on: [first.id, second.id] }, auth)).json();
+    expect((await get("/v1/inbox?kind=task", auth)).json().items).toEqual([]);
+    // Both dependencies end without being done: one row for the blocked task, naming both.
+    expect((await post(`/v1/tasks/${first.id}/cancel`, {}, auth)).statusCode).toBe(200);
+    expect((await post(`/v1/tasks/${second.id}/cancel`, {}, auth)).statusCode).toBe(200);
+    const items = (await get("/v1/inbox", auth)).json().items;
+    expect(items).toHaveLength(1);
+    const [firstId, secondId] = [first.id, second.id].sort();
+    expect(items[0]).toMatchObject({ kind: "task", id: after.id, title: "reconcile", summary: `blocked: ${firstId} is cancelled, ${secondId} is cancelled`, links: { taskId: after.id } });
+    // Another tenant sees nothing of it; cancelled, it leaves the inbox.
+    expect((await get("/v1/inbox", other.auth)).json().items).toEqual([]);
+    expect((await post(`/v1/tasks/${after.id}/cancel`, {}, auth)).statusCode).toBe(200);
+    expect((await get("/v1/inbox", auth)).json().items).toEqual([]);
+  });
+
   it("gathers pending approvals, escalated tasks, agents paused by a budget and escalated proposals, newest first", async () => {
     const fresh = await createTenant(t.app, "Inbox");
     const auth = fresh.auth;

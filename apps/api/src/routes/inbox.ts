@@ -14,7 +14,8 @@ export function inboxRoutes(app: FastifyInstance, s: Services) {
     {
       schema: {
         tags: ["inbox"],
-        summary: "What waits for a person: pending approvals, escalated tasks and proposals, agents paused by a budget; newest first",
+        summary:
+          "What waits for a person: pending approvals, escalated tasks, tasks blocked by a failed or cancelled dependency, escalated proposals, agents paused by a budget; newest first",
         querystring: inboxQuerySchema,
         response: { 200: pageOf(inboxItemSchema), ...errors },
       },

@@ -23,7 +23,8 @@ async function loadInbox(): Promise<InboxData> {
 
 /**
  * What waits for a person: approvals of tool calls (approve or deny, with a comment),
- * escalated tasks, escalated proposals (decide them here) and agents a budget paused.
+ * escalated tasks and tasks blocked by a dependency that failed or was cancelled,
+ * escalated proposals (decide them here) and agents a budget paused.
  * Polled every 3 s, so an approval shows up while its run waits.
  */
 export function InboxPage() {
@@ -90,14 +91,16 @@ export function InboxPage() {
       </section>
 
       <section className="panel" aria-labelledby="escalated-title">
-        <h2 id="escalated-title">Escalated tasks ({tasks.length})</h2>
+        <h2 id="escalated-title">Escalated and blocked tasks ({tasks.length})</h2>
         {tasks.length === 0 ? (
-          <Empty title="No escalated task.">A task that used up its attempts, or that its agent escalated, lands here.</Empty>
+          <Empty title="No escalated task.">
+            A task that used up its attempts lands here, and so does a queued one whose dependency failed or was cancelled.
+          </Empty>
         ) : (
           <ul className="attention">
             {tasks.map((t) => (
               <li key={t.id}>
-                <Badge value="escalated" />
+                <Badge value={t.summary?.startsWith("blocked:") ? "blocked" : "escalated"} />
                 <Link href={`/tasks/${t.id}`}>{t.title}</Link>
                 <span className="muted">
                   {t.agent ? `${t.agent} · ` : ""}

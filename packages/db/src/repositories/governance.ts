@@ -210,7 +210,18 @@ export const inboxSources: Record<InboxRow["kind"], string> = {
      WHERE w.tenant_id = $1 AND w.kind = 'approval' AND w.status = 'pending'`,
   task: `SELECT 'task', t.id, t.title, 'escalated after ' || t.attempts || ' attempts', t.claimed_by_agent_id, a.name, t.run_id, t.id, t.updated_at
      FROM tasks t LEFT JOIN agents a ON a.tenant_id = t.tenant_id AND a.id = t.claimed_by_agent_id
-     WHERE t.tenant_id = $1 AND t.status = 'escalated'`,
+     WHERE t.tenant_id = $1 AND t.status = 'escalated'
+     UNION ALL
+     -- A queued task that waits on a task which will never be done: nothing would ever run
+     -- it. Once per blocked task, naming every such dependency; it leaves the inbox when it
+     -- is cancelled.
+     SELECT 'task', t.id, t.title, 'blocked: ' || string_agg(dt.id || ' is ' || dt.status, ', ' ORDER BY dt.id), NULL, NULL, NULL, t.id,
+            max(coalesce(dt.completed_at, dt.updated_at))
+     FROM tasks t
+     JOIN task_dependencies d ON d.tenant_id = t.tenant_id AND d.task_id = t.id
+     JOIN tasks dt ON dt.tenant_id = d.tenant_id AND dt.id = d.depends_on_id
+     WHERE t.tenant_id = $1 AND t.status = 'queued' AND dt.status IN ('failed', 'cancelled', 'escalated')
+     GROUP BY t.id, t.title`,
   // An agent a budget paused (onExhausted: pause_agent), by the latest pause of it in the audit trail.
   agent: `SELECT 'agent', a.id, 'Agent ' || a.name || ' paused by a budget', e.after->>'reason', a.id, a.name, NULL, NULL, e.created_at
      FROM agents a
