@@ -30,21 +30,10 @@ export class LeaseLostError extends Error {
  * Takes the agent's session lease if it is free or expired, in one statement; otherwise
  * marks the session as wanted, so that the holder, when it releases, sees the mark and
  * wakes the agent again. One statement matters: "try, then mark" as two could let the
- * holder release in between and lose the wake-up.
+ * holder release in between and lose the wake-up. (The INSERT before it creates the
+ * session on first use.) Escaped literals: sent in one round trip with tenantStatements;
+ * `acquiredEpoch` reads the UPDATE's result.
  */
-export async function acquireOrMark(
-  db: Db,
-  p: { tenantId: string; agentId: string; owner: string; ttlSeconds: number },
-): Promise<number | null> {
-  let epoch: number | null = null;
-  for (const sql of acquireOrMarkStatements(p)) {
-    const r = await db.$client.query(sql);
-    epoch = acquiredEpoch(r);
-  }
-  return epoch;
-}
-
-/** acquireOrMark as statements (escaped literals), to send in one round trip with tenantStatements. */
 export function acquireOrMarkStatements({ tenantId, agentId, owner, ttlSeconds }: { tenantId: string; agentId: string; owner: string; ttlSeconds: number }): string[] {
   const [t, a] = [pg.escapeLiteral(tenantId), pg.escapeLiteral(agentId)];
   return [
@@ -70,20 +59,9 @@ export function acquiredEpoch(r: pg.QueryResult | undefined): number | null {
 /**
  * The fence at the start of every write of a run: it checks the lease is still ours,
  * extends it, and row-locks the session until the transaction ends, so no one can take
- * the lease while this write is in flight. Throws LeaseLostError otherwise.
- */
-export async function fence(db: Db, f: Fence, ttlSeconds: number): Promise<void> {
-  const { rowCount } = await db.$client.query(
-    `UPDATE agent_sessions SET lease_expires_at = greatest(lease_expires_at, now() + make_interval(secs => $5))
-     WHERE tenant_id = $1 AND agent_id = $2 AND lease_owner = $3 AND lease_epoch = $4`,
-    [f.tenantId, f.agentId, f.owner, f.epoch, ttlSeconds],
-  );
-  if (rowCount !== 1) throw new LeaseLostError(f);
-}
-
-/**
- * The same fence as a statement to send with the transaction's BEGIN (withTenant's `with`):
- * one round trip less for every write of a run. The values are escaped literals.
+ * the lease while this write is in flight; `check` throws LeaseLostError otherwise. Sent
+ * with the transaction's BEGIN (withTenant's `with`): one round trip less for every write
+ * of a run. The values are escaped literals.
  */
 export function fenceWith(f: Fence, ttlSeconds: number): NonNullable<TenantTxOptions["with"]> {
   const lit = pg.escapeLiteral;
@@ -134,15 +112,6 @@ export function releaseLeaseStatement(f: Fence): string {
 export function released(r: pg.QueryResult | undefined): { released: boolean; wakeRequested: boolean } {
   const row = r?.rows[0] as { wake: boolean } | undefined;
   return row ? { released: true, wakeRequested: row.wake } : { released: false, wakeRequested: false };
-}
-
-/** Marks the session so the current lease holder re-checks the inbox when it releases. */
-export async function requestWake(db: Db, { tenantId, agentId }: { tenantId: string; agentId: string }): Promise<void> {
-  await db.$client.query(
-    `INSERT INTO agent_sessions (tenant_id, agent_id, wake_requested_at) VALUES ($1, $2, now())
-     ON CONFLICT (tenant_id, agent_id) DO UPDATE SET wake_requested_at = now()`,
-    [tenantId, agentId],
-  );
 }
 
 export interface RunRow {
@@ -209,12 +178,6 @@ export async function listRuns(
     values,
   );
   return rows;
-}
-
-/** The run this agent should continue: one left running by a dead worker, or one whose waits are all resolved. */
-export async function findResumableRun(db: Db, { tenantId, agentId }: { tenantId: string; agentId: string }): Promise<RunRow | undefined> {
-  const { rows } = await db.$client.query<RunRow>(resumableRunRead(tenantId, agentId));
-  return rows[0];
 }
 
 /** findResumableRun as a statement (escaped literals), for a batch sent in one round trip. */
@@ -376,14 +339,6 @@ export async function resolveWaitpoint(
     [tenantId, id, status, JSON.stringify(resolution ?? null)],
   );
   return rows[0];
-}
-
-export async function waitpointsOfRun(db: Db, { tenantId, runId }: { tenantId: string; runId: string }): Promise<WaitpointRow[]> {
-  const { rows } = await db.$client.query<WaitpointRow>(
-    `SELECT ${WP_COLUMNS} FROM waitpoints WHERE tenant_id = $1 AND run_id = $2 ORDER BY created_at`,
-    [tenantId, runId],
-  );
-  return rows;
 }
 
 export async function consumeWaitpoints(db: Db, { tenantId, runId }: { tenantId: string; runId: string }): Promise<void> {
