@@ -46,20 +46,17 @@ export async function gateToolCall(
     llmSeq: number;
     approvalExpirySeconds?: number | undefined;
     /**
-     * What the caller read already in this transaction, under the run's lease: the run's
-     * waitpoints (the approval for this tool use, if any, is among them) and the agent's
-     * policies. Each is read here when absent.
+     * What the caller has read under the run's lease: the run's waitpoints (the approval
+     * for this tool use, if any, is among them) and the agent's policies.
      */
-    known?: { waitpoints: repo.runtime.WaitpointRow[]; policies: repo.governance.PolicyRow[] } | undefined;
+    known: { waitpoints: repo.runtime.WaitpointRow[]; policies: repo.governance.PolicyRow[] };
   },
 ): Promise<Gate> {
-  const prior = p.known
-    ? // Oldest first, as the run's waitpoints are read: the newest match is the last.
-      p.known.waitpoints.findLast((w) => {
-        const payload = w.payload as { toolUseId?: unknown; llmSeq?: unknown } | null;
-        return w.kind === "approval" && payload?.toolUseId === p.use.id && Number(payload?.llmSeq) === p.llmSeq;
-      })
-    : await repo.governance.approvalForToolUse(tx, { tenantId: p.tenantId, runId: p.runId, toolUseId: p.use.id, llmSeq: p.llmSeq });
+  // Oldest first, as the run's waitpoints are read: the newest match is the last.
+  const prior = p.known.waitpoints.findLast((w) => {
+    const payload = w.payload as { toolUseId?: unknown; llmSeq?: unknown } | null;
+    return w.kind === "approval" && payload?.toolUseId === p.use.id && Number(payload?.llmSeq) === p.llmSeq;
+  });
   if (prior) {
     if (prior.status === "pending") return { action: "wait" };
     const r = (prior.resolution ?? {}) as ApprovalResolution;
@@ -72,7 +69,7 @@ export async function gateToolCall(
     return { action: "refuse", policy, content: JSON.stringify({ [decision]: true, comment: r.comment ?? null, by: r.by ?? null, approval: prior.id }) };
   }
 
-  const d = await decideToolCall(tx, { tenantId: p.tenantId, agentId: p.agentId, descriptor: p.descriptor, name: p.use.name, input: p.use.input, policies: p.known?.policies });
+  const d = await decideToolCall(tx, { tenantId: p.tenantId, agentId: p.agentId, descriptor: p.descriptor, name: p.use.name, input: p.use.input, policies: p.known.policies });
   // No such tool: nothing to decide; the runtime answers "unknown tool".
   if (!d) return { action: "run", policy: null };
   const policy = decisionRecord(d.meta, d.evaluation);

@@ -1,5 +1,5 @@
 import type { AgentDescriptor } from "@bosun/contracts";
-import { repo, type Tx } from "@bosun/db";
+import type { repo, Tx } from "@bosun/db";
 import { globToRegExp } from "../glob";
 import { describeTool, type ToolMeta } from "./tool-meta";
 
@@ -137,14 +137,13 @@ export async function decideToolCall(
     descriptor: AgentDescriptor;
     name: string;
     input: unknown;
-    /** The agent's policies, when the caller read them already in this transaction. */
-    policies?: repo.governance.PolicyRow[] | undefined;
+    /** The agent's policies (repo.governance.policiesForAgentRead), read by the caller. */
+    policies: repo.governance.PolicyRow[];
   },
 ): Promise<{ meta: ToolMeta; evaluation: Evaluation } | null> {
   const meta = await describeTool(tx, { tenantId: p.tenantId, name: p.name, input: p.input });
   if (!meta) return null;
-  const policies = p.policies ?? (await repo.governance.policiesForAgent(tx, { tenantId: p.tenantId, agentId: p.agentId }));
-  return { meta, evaluation: evaluate({ meta, policies, descriptor: p.descriptor, agentId: p.agentId }) };
+  return { meta, evaluation: evaluate({ meta, policies: p.policies, descriptor: p.descriptor, agentId: p.agentId }) };
 }
 
 /** What a step records of a decision (JSON: micro-dollars as numbers). */

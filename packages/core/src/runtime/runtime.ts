@@ -373,8 +373,7 @@ export function agentRuntime(deps: RuntimeDeps) {
       if (response.error !== undefined) {
         await fenced(f, async (tx) => {
           const seq0 = steps.length + (await recordRejected(tx, f, run, steps.length, response.rejected));
-          const step = await rt.insertStep(tx, stepBase(run, seq0, f, { kind: "llm", name: descriptor.spec.model.name, status: "error", output: { error: response.error } }));
-          await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
+          const step = await rt.insertStepAndUpdateRun(tx, stepBase(run, seq0, f, { kind: "llm", name: descriptor.spec.model.name, status: "error", output: { error: response.error } }), { addSteps: 1 });
           // A failed call still counts as a call; what its rejected attempts used is charged.
           await spend.settle(tx, reservation, {
             calls: attempts(response.rejected.length ? null : { seq: seq0, model: null, usage: null }),
@@ -577,13 +576,11 @@ export function agentRuntime(deps: RuntimeDeps) {
         outcome = "waiting";
         await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { status: "waiting" } });
         if (gate.action === "wait") return null;
-        const s = await rt.insertStep(tx, base("ok", { waitpointId: gate.waitpointId, status: "pending", expiresAt: gate.expiresAt }, "approval"));
-        await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
+        const s = await rt.insertStepAndUpdateRun(tx, base("ok", { waitpointId: gate.waitpointId, status: "pending", expiresAt: gate.expiresAt }, "approval"), { addSteps: 1 });
         return s;
       }
       if (gate.action === "refuse") {
-        const s = await rt.insertStep(tx, base("error", { content: gate.content, isError: true }));
-        await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
+        const s = await rt.insertStepAndUpdateRun(tx, base("error", { content: gate.content, isError: true }), { addSteps: 1 });
         return s;
       }
       // A tool whose input the model got wrong (an unknown assignee, an invalid title)
@@ -598,8 +595,7 @@ export function agentRuntime(deps: RuntimeDeps) {
         if (!(err instanceof AppError)) throw err;
         await tx.$client.query(`ROLLBACK TO SAVEPOINT ${effectSavepoint}`);
         outcome = "continue";
-        const s = await rt.insertStep(tx, base("error", { content: `${err.code}: ${err.message}`, isError: true }));
-        await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
+        const s = await rt.insertStepAndUpdateRun(tx, base("error", { content: `${err.code}: ${err.message}`, isError: true }), { addSteps: 1 });
         return s;
       }
     }
@@ -614,8 +610,7 @@ export function agentRuntime(deps: RuntimeDeps) {
       const answer = await gateway.call(prepared);
       step = await fenced(f, async (tx) => {
         const r = await gateway.complete(tx, prepared, answer);
-        const s = await rt.insertStep(tx, base(r.status, r.output));
-        await rt.updateRun(tx, { tenantId: f.tenantId, runId: run.id, patch: { addSteps: 1 } });
+        const s = await rt.insertStepAndUpdateRun(tx, base(r.status, r.output), { addSteps: 1 });
         return s;
       }).catch(async (err: unknown) => {
         await gateway.release(prepared);

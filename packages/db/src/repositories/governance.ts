@@ -46,13 +46,10 @@ export async function listPolicies(
   return rows;
 }
 
-/** The policies that apply to an agent's tool calls: the tenant's and the agent's own. */
-export async function policiesForAgent(db: Db, { tenantId, agentId }: { tenantId: string; agentId: string }): Promise<PolicyRow[]> {
-  const { rows } = await db.$client.query<PolicyRow>(policiesForAgentRead(tenantId, agentId));
-  return rows;
-}
-
-/** policiesForAgent as a statement (escaped literals), for a batch sent in one round trip. */
+/**
+ * The policies that apply to an agent's tool calls, the tenant's and the agent's own, as a
+ * statement (escaped literals) sent with the tool call's BEGIN.
+ */
 export const policiesForAgentRead = (tenantId: string, agentId: string) =>
   `SELECT ${POLICY_COLUMNS} FROM ${POLICY_FROM} WHERE p.tenant_id = ${pg.escapeLiteral(tenantId)} AND (p.agent_id IS NULL OR p.agent_id = ${pg.escapeLiteral(agentId)}) ORDER BY p.priority, p.name`;
 
@@ -154,20 +151,6 @@ export async function decideApproval(db: Db, { tenantId, id, resolution }: { ten
     [tenantId, id, JSON.stringify(resolution)],
   );
   return rowCount === 1;
-}
-
-/** The approval waitpoint a tool call of a run opened, if any (the latest). */
-export async function approvalForToolUse(
-  db: Db,
-  { tenantId, runId, toolUseId, llmSeq }: { tenantId: string; runId: string; toolUseId: string; llmSeq: number },
-): Promise<{ id: string; status: ApprovalRow["status"]; resolution: unknown; payload: unknown } | undefined> {
-  const { rows } = await db.$client.query(
-    `SELECT id, status, resolution, payload FROM waitpoints
-     WHERE tenant_id = $1 AND run_id = $2 AND kind = 'approval' AND payload->>'toolUseId' = $3 AND (payload->>'llmSeq')::int = $4
-     ORDER BY created_at DESC LIMIT 1`,
-    [tenantId, runId, toolUseId, llmSeq],
-  );
-  return rows[0];
 }
 
 /** Expires pending approvals past their expiry, across tenants (system sweep); returns them. */

@@ -26,6 +26,10 @@ const GLOB_AS_REGEX = sql.raw(GLOB_AS_REGEX_TEXT);
 export const domainsCover = (descriptor: SQL, domain: SQL) =>
   sql`EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(${descriptor} -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern) WHERE ${domain} ~ ${GLOB_AS_REGEX})`;
 
+/** domainsCover over SQL text, for the hand-written statements: the agent `a` covers `domain`. */
+const coversText = (domain: string) =>
+  `EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(a.descriptor -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern) WHERE ${domain} ~ ${GLOB_AS_REGEX_TEXT})`;
+
 /**
  * The task (the row of `tasks` in the enclosing statement) is one `agentId` may work on:
  * assigned to it, or unassigned with a domain its descriptor covers; never a task it is
@@ -392,9 +396,6 @@ const wakeQueued = (tenant: string, agent: string) => `EXISTS (
   SELECT 1 FROM pgboss.job j WHERE j.name = 'agent.wake' AND j.state = 'created' AND j.policy = 'short'
     AND COALESCE(j.singleton_key, '') = ${tenant} || ':' || ${agent})`;
 
-/** The agent `a` (a row of `agents`) covers `domain` (an SQL expression). */
-const coversText = (domain: string) =>
-  `EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(a.descriptor -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern) WHERE ${domain} ~ ${GLOB_AS_REGEX_TEXT})`;
 
 /** A session `s` (LEFT JOINed: no row is idle too) with no live lease. */
 const SESSION_IDLE = `(s.lease_owner IS NULL OR s.lease_expires_at < now())`;
