@@ -54,9 +54,11 @@ export interface TaskPort {
    */
   claimAndStartInTx<R>(
     tx: Tx,
-    p: { tenantId: string; agentId: string; leaseOwner: string; ttlSeconds: number; runId: string },
+    p: { tenantId: string; agentId: string; leaseOwner: string; ttlSeconds: number; runId: string; exclude?: string[] },
     then: (task: ClaimedTask) => Promise<R>,
   ): Promise<R | null>;
+  /** The audit events of a task the runtime claimed and started itself (rt.claimNextRunStatements). */
+  auditClaimInTx(tx: Tx, p: { tenantId: string; agentId: string }, task: repo.runtime.ClaimedTaskRow): Promise<void>;
   /** Extends the run's task lease; false when it is lost. */
   heartbeatLease(p: TaskWrite & { ttlSeconds: number }): Promise<boolean>;
 }
@@ -199,38 +201,56 @@ export function agentRuntime(deps: RuntimeDeps) {
    * Picks the next run in ONE fenced transaction: the agent must be active; then a run to
    * resume, else a task (claimed and started at once, its run inserted, its audit events
    * last), else the unread messages. A fresh run comes back with the agent row, so
-   * `execute` need not read it again.
+   * `execute` need not read it again. The agent, a run to resume and the task's claim all
+   * go with the BEGIN and the fence (rt.claimNextRunStatements): in the usual case the
+   * transaction is that round trip and the COMMIT's.
    */
   async function nextRun(f: Fence): Promise<{ run: RunRow; agent: repo.AgentRow; fresh: boolean } | null> {
     // The task's lease belongs to the run, not to this worker: whoever resumes the run
     // after a crash continues under the same claim.
     const taskRunId = newId("run");
+    const leaseOwner = `run:${taskRunId}`;
+    const claim = { tenantId: f.tenantId, agentId: f.agentId, leaseOwner, ttlSeconds: ttl * 5 };
     return fenced(
       f,
-      async (tx, [agentRead, resumableRead]) => {
-      const agent = agentRead!.rows[0] as repo.AgentRow | undefined;
-      if (agent?.status !== "active") return null;
-      const resumable = resumableRead!.rows[0] as RunRow | undefined;
-      if (resumable) return { run: resumable, agent, fresh: false };
-      const leaseOwner = `run:${taskRunId}`;
-      const claimed = await deps.tasks.claimAndStartInTx(tx, { tenantId: f.tenantId, agentId: f.agentId, leaseOwner, ttlSeconds: ttl * 5, runId: taskRunId }, (task) =>
-        startRun(tx, f, "task", { kind: "task", text: `Task ${task.id}: ${task.title}\n\n${task.body}`.trim(), task: { id: task.id, epoch: task.leaseEpoch, leaseOwner } }, taskRunId),
-      );
-      if (claimed) return { run: claimed, agent, fresh: true };
-      if (!(await rt.hasUnreadMessages(tx, f))) {
-        // Nothing else to do: a due drive, if the agent's autonomy allows (memory/drives.ts).
-        const driveRunId = newId("run");
-        const drive = await takeDueDrive(tx, { tenantId: f.tenantId, agentId: f.agentId, descriptor: agent.descriptor as AgentDescriptor, runId: driveRunId });
-        if (!drive) return null;
-        return { run: await startRun(tx, f, "drive", { kind: "drive", text: drive.text, drive: drive.name }, driveRunId), agent, fresh: true };
-      }
-      const runId = newId("run");
-      const msgs = await rt.takeUnreadMessages(tx, { tenantId: f.tenantId, agentId: f.agentId, runId, limit: 200 });
-      const text = msgs.map((m) => `Message ${m.id} from ${m.fromType} ${m.fromId}:\n${m.body}`).join("\n\n");
-      return { run: await startRun(tx, f, "message", { kind: "messages", text }, runId), agent, fresh: true };
+      async (tx, [agentRead, resumableRead, ...claimReads]) => {
+        const agent = agentRead!.rows[0] as repo.AgentRow | undefined;
+        // The claim's statements ran after these reads, each on a newer snapshot, and claim
+        // only for an active agent with no run to resume: what they claimed stands even if
+        // the agent was paused, or a run resumable, a moment before.
+        const claimed = rt.claimedRun(claimReads);
+        if (claimed.task && claimed.run) {
+          if (!agent) throw new Error(`agent ${f.agentId} is gone, yet a task was claimed for it`);
+          await deps.tasks.auditClaimInTx(tx, f, claimed.task);
+          return { run: claimed.run, agent, fresh: true };
+        }
+        if (agent?.status !== "active") return null;
+        const resumable = resumableRead!.rows[0] as RunRow | undefined;
+        if (resumable) return { run: resumable, agent, fresh: false };
+        if (claimed.locked) {
+          // The locked task gained an unfinished dependency after the lock: claim another.
+          const run = await deps.tasks.claimAndStartInTx(tx, { ...claim, runId: taskRunId, exclude: [claimed.locked] }, (task) =>
+            startRun(tx, f, "task", { kind: "task", text: `Task ${task.id}: ${task.title}\n\n${task.body}`.trim(), task: { id: task.id, epoch: task.leaseEpoch, leaseOwner } }, taskRunId),
+          );
+          if (run) return { run, agent, fresh: true };
+        }
+        if (!(await rt.hasUnreadMessages(tx, f))) {
+          // Nothing else to do: a due drive, if the agent's autonomy allows (memory/drives.ts).
+          const driveRunId = newId("run");
+          const drive = await takeDueDrive(tx, { tenantId: f.tenantId, agentId: f.agentId, descriptor: agent.descriptor as AgentDescriptor, runId: driveRunId });
+          if (!drive) return null;
+          return { run: await startRun(tx, f, "drive", { kind: "drive", text: drive.text, drive: drive.name }, driveRunId), agent, fresh: true };
+        }
+        const runId = newId("run");
+        const msgs = await rt.takeUnreadMessages(tx, { tenantId: f.tenantId, agentId: f.agentId, runId, limit: 200 });
+        const text = msgs.map((m) => `Message ${m.id} from ${m.fromType} ${m.fromId}:\n${m.body}`).join("\n\n");
+        return { run: await startRun(tx, f, "message", { kind: "messages", text }, runId), agent, fresh: true };
       },
-      // The agent and a run to resume are read with the BEGIN and the fence.
-      [repo.agentByIdRead(f.tenantId, f.agentId), rt.resumableRunRead(f.tenantId, f.agentId)],
+      [
+        repo.agentByIdRead(f.tenantId, f.agentId),
+        rt.resumableRunRead(f.tenantId, f.agentId),
+        ...rt.claimNextRunStatements({ ...claim, run: { id: taskRunId, traceparent: newTraceparent(), limits } }),
+      ],
     );
   }
 

@@ -424,6 +424,24 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
     });
   }
 
+  type ClaimedFields = { id: string; status: string; leaseEpoch: number; claimedByAgentId: string | null; leaseExpiresAt: Date | null };
+
+  async function auditClaim(
+    tx: Tx,
+    actor: Actor,
+    before: { status: string; leaseEpoch: number },
+    c: ClaimedFields,
+  ) {
+    await audit(tx, actor, {
+      action: "task.claim",
+      targetType: "task",
+      targetId: c.id,
+      before,
+      after: { status: "claimed", leaseEpoch: c.leaseEpoch, claimedByAgentId: c.claimedByAgentId, leaseExpiresAt: c.leaseExpiresAt?.toISOString() },
+    });
+    await audit(tx, actor, { action: "task.start", targetType: "task", targetId: c.id, before: { status: "claimed" }, after: { status: c.status } });
+  }
+
   /** A lease holder's write from the runtime, in the runtime's transaction. */
   async function inRuntime<T>(tx: Tx, p: TaskLeaseWrite, fn: (h: Holder, t: repo.TaskRow) => Promise<T>) {
     return fn(runtimeHolder(p), await loadTask(tx, p.tenantId, p.taskId, true));
@@ -640,19 +658,20 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
     },
 
     /**
-     * The runtime's claim, inside its own fenced transaction: the next task is claimed and
-     * started at once (queued → in_progress, `run_id` set), `then` runs (it inserts the run),
-     * and only then are the `task.claim` and `task.start` events appended, so the tenant's
-     * audit chain is locked just for the end of the transaction. The caller has checked
-     * that the agent is active.
+     * The runtime's claim, inside its own fenced transaction: the next task (other than
+     * `exclude`) is claimed and started at once (queued → in_progress, `run_id` set),
+     * `then` runs (it inserts the run), and only then are the `task.claim` and `task.start`
+     * events appended. The caller has checked that the agent is active. The runtime claims
+     * with claimNextRunStatements, in the round trip that begins its transaction; this is
+     * for when the task those locked gained an unfinished dependency meanwhile.
      */
     async claimAndStartInTx<R>(
       tx: Tx,
-      p: { tenantId: string; agentId: string; leaseOwner: string; ttlSeconds: number; runId: string },
+      p: { tenantId: string; agentId: string; leaseOwner: string; ttlSeconds: number; runId: string; exclude?: string[] },
       then: (task: ReturnType<typeof taskView>) => Promise<R>,
     ): Promise<R | null> {
       checkTtl(p.ttlSeconds);
-      const passed: string[] = [];
+      const passed: string[] = [...(p.exclude ?? [])];
       for (let i = 0; i < 5; i++) {
         const next = await repo.lockNextClaimable(tx, { tenantId: p.tenantId, agentId: p.agentId, exclude: passed });
         if (!next) return null;
@@ -662,19 +681,15 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
           continue;
         }
         const r = await then(taskView(c));
-        const actor = agentActor(p.tenantId, p.agentId);
-        await audit(tx, actor, {
-          action: "task.claim",
-          targetType: "task",
-          targetId: c.id,
-          before: { status: next.status, leaseEpoch: next.leaseEpoch },
-          after: { status: "claimed", leaseEpoch: c.leaseEpoch, claimedByAgentId: c.claimedByAgentId, leaseExpiresAt: c.leaseExpiresAt?.toISOString() },
-        });
-        await audit(tx, actor, { action: "task.start", targetType: "task", targetId: c.id, before: { status: "claimed" }, after: { status: c.status } });
+        await auditClaim(tx, agentActor(p.tenantId, p.agentId), { status: next.status, leaseEpoch: next.leaseEpoch }, c);
         return r;
       }
       return null;
     },
+
+    /** The `task.claim` and `task.start` events of a task the runtime claimed and started (a queued task, its epoch now one higher). */
+    auditClaimInTx: (tx: Tx, p: { tenantId: string; agentId: string }, c: ClaimedFields) =>
+      auditClaim(tx, agentActor(p.tenantId, p.agentId), { status: "queued", leaseEpoch: c.leaseEpoch - 1 }, c),
 
     /** For idle checks: does the agent have a task it could claim now? */
     hasClaimableTask: (p: { tenantId: string; agentId: string }) => withTenant(database, p.tenantId, (tx) => repo.hasClaimableTask(tx, p)),

@@ -1,7 +1,7 @@
 import pg from "pg";
 import type { Db } from "../client";
 import type { TenantTxOptions } from "../tx";
-import { claimableTaskExists } from "./tasks";
+import { claimableTaskExists, claimableWhere } from "./tasks";
 
 /**
  * The agent runtime's queries: session leases, runs, steps, waitpoints and messages.
@@ -180,14 +180,86 @@ export async function listRuns(
   return rows;
 }
 
-/** findResumableRun as a statement (escaped literals), for a batch sent in one round trip. */
+/** The agent's oldest run to resume (running, or waiting with nothing pending), as a statement (escaped literals). */
 export function resumableRunRead(tenantId: string, agentId: string): string {
-  return `SELECT ${RUN_COLUMNS} FROM runs r
-     WHERE r.tenant_id = ${pg.escapeLiteral(tenantId)} AND r.agent_id = ${pg.escapeLiteral(agentId)} AND r.trigger <> 'external' AND (
+  return `SELECT ${RUN_COLUMNS} FROM runs r WHERE ${resumableWhere(pg.escapeLiteral(tenantId), pg.escapeLiteral(agentId))} ORDER BY r.created_at LIMIT 1`;
+}
+
+const resumableWhere = (t: string, a: string) => `r.tenant_id = ${t} AND r.agent_id = ${a} AND r.trigger <> 'external' AND (
        r.status = 'running'
        OR (r.status = 'waiting' AND NOT EXISTS (
-             SELECT 1 FROM waitpoints w WHERE w.tenant_id = r.tenant_id AND w.run_id = r.id AND w.status = 'pending')))
-     ORDER BY r.created_at LIMIT 1`;
+             SELECT 1 FROM waitpoints w WHERE w.tenant_id = r.tenant_id AND w.run_id = r.id AND w.status = 'pending')))`;
+
+/**
+ * The runtime's claim of the agent's next task, as statements (escaped literals) that go
+ * in one round trip with the transaction's BEGIN, the fence and the reads `nextRun`
+ * decides on; the claim took four round trips of its own before.
+ *  1. Locks the next task the agent may claim (the rule of `claimableWhere`, in the claim
+ *     index's order, SKIP LOCKED), only while the agent is active and has no run to
+ *     resume (which comes first), and notes its id in the transaction (`bosun.claim`).
+ *  2. In a statement of its own, so that its snapshot includes a dependency added after
+ *     the lock's (claimTask's rule), claims and starts that task: a new lease epoch,
+ *     `in_progress`, `run_id`; and inserts the task's run.
+ *  3. Reads the run back.
+ * When the fence fails, the caller rolls all of it back. `claimedRun` reads the results.
+ */
+export function claimNextRunStatements(p: {
+  tenantId: string;
+  agentId: string;
+  leaseOwner: string;
+  ttlSeconds: number;
+  run: { id: string; traceparent: string; limits: RunRow["limits"] };
+}): string[] {
+  const lit = pg.escapeLiteral;
+  const [t, a, o, r] = [lit(p.tenantId), lit(p.agentId), lit(p.leaseOwner), lit(p.run.id)];
+  return [
+    `SELECT set_config('bosun.claim', coalesce((
+       SELECT t.id FROM tasks t
+       WHERE ${claimableWhere(t, a)}
+         AND EXISTS (SELECT 1 FROM agents ag WHERE ag.tenant_id = ${t} AND ag.id = ${a} AND ag.status = 'active')
+         AND NOT EXISTS (SELECT 1 FROM runs r WHERE ${resumableWhere(t, a)})
+       ORDER BY t.priority DESC, t.created_at, t.id
+       LIMIT 1 FOR NO KEY UPDATE OF t SKIP LOCKED), ''), true) AS locked`,
+    `WITH c AS (
+       UPDATE tasks t SET status = 'in_progress', claimed_by_agent_id = ${a}, lease_owner = ${o}, lease_epoch = t.lease_epoch + 1,
+              lease_expires_at = now() + make_interval(secs => ${Math.trunc(p.ttlSeconds)}), updated_at = now(), run_id = ${r}
+       WHERE t.tenant_id = ${t} AND t.id = current_setting('bosun.claim') AND t.status = 'queued'
+         AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks dt ON dt.tenant_id = d.tenant_id AND dt.id = d.depends_on_id
+                         WHERE d.tenant_id = t.tenant_id AND d.task_id = t.id AND dt.status <> 'done')
+       RETURNING t.id, t.title, t.body, t.status, t.claimed_by_agent_id, t.lease_epoch, t.lease_expires_at
+     ), run AS (
+       INSERT INTO runs (tenant_id, id, agent_id, task_id, parent_run_id, root_run_id, traceparent, trigger, status, limits, input, started_at)
+       SELECT ${t}, ${r}, ${a}, c.id, NULL, ${r}, ${lit(p.run.traceparent)}, 'task', 'running', ${lit(JSON.stringify(p.run.limits))}::jsonb,
+              jsonb_build_object('kind', 'task', 'text', regexp_replace('Task ' || c.id || ': ' || c.title || E'\\n\\n' || c.body, '\\s+$', ''),
+                                 'task', jsonb_build_object('id', c.id, 'epoch', c.lease_epoch, 'leaseOwner', ${o})),
+              now()
+       FROM c
+     )
+     SELECT c.id, c.title, c.status, c.claimed_by_agent_id AS "claimedByAgentId", c.lease_epoch::float8 AS "leaseEpoch", c.lease_expires_at AS "leaseExpiresAt" FROM c`,
+    `SELECT ${RUN_COLUMNS} FROM runs WHERE tenant_id = ${t} AND id = ${r} AND status = 'running'`,
+  ];
+}
+
+/** What the task the runtime claimed with claimNextRunStatements looks like afterwards. */
+export interface ClaimedTaskRow {
+  id: string;
+  title: string;
+  status: string;
+  claimedByAgentId: string;
+  leaseEpoch: number;
+  leaseExpiresAt: Date;
+}
+
+/**
+ * claimNextRunStatements's results: the task locked (null: none to claim), the task as
+ * claimed and its run (null when the locked task gained an unfinished dependency
+ * meanwhile: the caller claims another).
+ */
+export function claimedRun(results: pg.QueryResult[]): { locked: string | null; task: ClaimedTaskRow | null; run: RunRow | null } {
+  const locked = (results[0]?.rows[0] as { locked?: string } | undefined)?.locked || null;
+  const task = (results[1]?.rows[0] as ClaimedTaskRow | undefined) ?? null;
+  const run = (results[2]?.rows[0] as RunRow | undefined) ?? null;
+  return { locked, task: task && run ? task : null, run: task ? run : null };
 }
 
 export type RunPatch = Partial<Pick<RunRow, "status" | "model" | "result" | "error">> & {

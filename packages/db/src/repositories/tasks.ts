@@ -297,14 +297,16 @@ export async function claimTask(
  * with `workableBy` and `dependenciesDone`: the tests of both run against the same cases.
  */
 export const claimableTaskExists = (tenant: string, agent: string) => `EXISTS (
-  SELECT 1 FROM tasks t
-  WHERE t.tenant_id = ${tenant} AND t.status = 'queued'
+  SELECT 1 FROM tasks t WHERE ${claimableWhere(tenant, agent)})`;
+
+/** claimableTaskExists's condition on the row `t` of `tasks`, for a statement that selects from it. */
+export const claimableWhere = (tenant: string, agent: string) => `t.tenant_id = ${tenant} AND t.status = 'queued'
     AND (t.assignee_agent_id = ${agent} OR (t.assignee_agent_id IS NULL AND t.domain IS NOT NULL AND EXISTS (
           SELECT 1 FROM agents ca, jsonb_array_elements_text(COALESCE(ca.descriptor -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern)
           WHERE ca.tenant_id = ${tenant} AND ca.id = ${agent} AND t.domain ~ ${GLOB_AS_REGEX_TEXT})))
     AND t.reviewer_agent_id IS DISTINCT FROM ${agent}
     AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks dt ON dt.tenant_id = d.tenant_id AND dt.id = d.depends_on_id
-                    WHERE d.tenant_id = t.tenant_id AND d.task_id = t.id AND dt.status <> 'done'))`;
+                    WHERE d.tenant_id = t.tenant_id AND d.task_id = t.id AND dt.status <> 'done')`;
 
 /** Whether `agentId` has a task it could claim now. One EXISTS on the claim index: for idle checks. */
 export async function hasClaimableTask(db: Db, { tenantId, agentId }: { tenantId: string; agentId: string }): Promise<boolean> {

@@ -1,0 +1,184 @@
+/**
+ * The runtime's claim travels with its transaction's BEGIN (rt.claimNextRunStatements):
+ * what it claims, what it refuses to claim, the run it starts, its audit events, and the
+ * task that gains an unfinished dependency between the lock and the claim.
+ */
+import { agentRuntime, createServices, type DomainServices, providerCache, systemActor } from "@bosun/core";
+import { repo, withTenant } from "@bosun/db";
+import { createJobs, type Jobs } from "@bosun/jobs";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDb, type TestDb } from "../../../test/helpers/db";
+
+let db: TestDb;
+let jobs: Jobs;
+let services: DomainServices;
+let tenantId: string;
+let agentId: string;
+
+const q = async <T = Record<string, unknown>>(sql: string, values: unknown[] = []) => (await db.database.pool.query(sql, values)).rows as T[];
+const actor = () => systemActor(tenantId, "test");
+const createTask = (title: string, more: Record<string, unknown> = {}) =>
+  services.tasks.create(actor(), { title, body: "", priority: 50, depends_on: [], requires_review: false, max_attempts: 3, domain: "claims/x", ...more }).then((r) => r.body);
+const runtime = () => agentRuntime({ database: db.database, jobs, tasks: services.tasks, provider: providerCache(), workerId: "claims", leaseTtlSeconds: 30 });
+
+/** The claim's statements, sent one by one on `client` inside an open tenant transaction. */
+async function claimStatements(client: pg.PoolClient, runId: string) {
+  const stmts = repo.runtime.claimNextRunStatements({
+    tenantId,
+    agentId,
+    leaseOwner: `run:${runId}`,
+    ttlSeconds: 150,
+    run: { id: runId, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", limits: { maxSteps: 5, maxTokens: 1000, maxWallMs: 60_000 } },
+  });
+  const results: pg.QueryResult[] = [];
+  for (const s of stmts) results.push(await client.query(s));
+  return results;
+}
+
+async function inTenantTx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const c = await db.database.pool.connect();
+  try {
+    await c.query(`BEGIN; SELECT set_config('role', 'bosun_app', true), set_config('bosun.tenant_id', '${tenantId}', true)`);
+    return await fn(c);
+  } finally {
+    await c.query("ROLLBACK");
+    c.release();
+  }
+}
+
+beforeAll(async () => {
+  db = await createTestDb();
+  jobs = createJobs({ connectionString: db.url, role: "producer", max: 2 });
+  await jobs.start();
+  services = createServices({ database: db.database, jobs, secureCookies: false });
+  const signup = await services.identity.signup({ tenant: { name: "Claims", timeZone: "UTC" }, owner: { email: "claims@example.com", password: "claims-password-1" } });
+  tenantId = signup.tenant.id;
+  const a = await services.agents.apply(actor(), "claimer", {
+    apiVersion: "agent.os/v1",
+    kind: "Agent",
+    metadata: { name: "claimer", owner: "tests" },
+    spec: { model: { provider: "scripted", name: "scripted-small" }, domains: ["claims/*"] },
+  });
+  agentId = a.body.id;
+});
+
+afterAll(async () => {
+  await jobs?.stop({ graceful: false, timeout: 1000 });
+  await db?.drop();
+});
+
+describe("the claim sent with the BEGIN", () => {
+  it("claims the highest-priority task in one round trip with the fence, starts its run with the task's text, and audits the claim", async () => {
+    const low = await createTask("low", { priority: 10 });
+    const high = await createTask("Reconcile March", { priority: 90, body: "  the ledger  \n\n\t" });
+    const seen: string[] = [];
+    const original = pg.Client.prototype.query;
+    (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+      const text = args[0] as string | { text?: string; name?: string };
+      seen.push(typeof text === "string" ? text : (text?.name ?? text?.text ?? ""));
+      return (original as unknown as (...a: unknown[]) => unknown).apply(this, args);
+    };
+    let outcome: Awaited<ReturnType<ReturnType<typeof runtime>["wake"]>>;
+    try {
+      outcome = await runtime().wake({ tenantId, agentId });
+    } finally {
+      pg.Client.prototype.query = original;
+    }
+    expect(outcome).toEqual({ outcome: "ran", runs: 2 });
+    // The claim went with the BEGIN and the fence; the per-row claim queries were not sent.
+    expect(seen.filter((s) => s.startsWith("BEGIN") && s.includes("set_config('bosun.claim'"))).toHaveLength(3);
+    expect(seen.filter((s) => /skip locked/i.test(s) && /from "tasks"/i.test(s))).toEqual([]);
+
+    const [h] = await q<{ status: string; lease_epoch: string; run_id: string }>(`SELECT status, lease_epoch, run_id FROM tasks WHERE id = $1`, [high.id]);
+    expect(h).toMatchObject({ status: "done", lease_epoch: "1" });
+    const [run] = await q<{ input: { kind: string; text: string; task: { id: string; epoch: number; leaseOwner: string } }; task_id: string; trigger: string; created_at: Date }>(
+      `SELECT input, task_id, trigger, created_at FROM runs WHERE id = $1`,
+      [h!.run_id],
+    );
+    // The same text the runtime built in TypeScript: `Task <id>: <title>\n\n<body>`, trimmed.
+    expect(run!.input).toEqual({ kind: "task", text: `Task ${high.id}: Reconcile March\n\n  the ledger`, task: { id: high.id, epoch: 1, leaseOwner: `run:${h!.run_id}` } });
+    expect(run).toMatchObject({ task_id: high.id, trigger: "task" });
+    const [lowRun] = await q<{ input: { text: string }; created_at: Date }>(`SELECT r.input, r.created_at FROM runs r JOIN tasks t ON t.run_id = r.id WHERE t.id = $1`, [low.id]);
+    expect(lowRun!.input.text).toBe(`Task ${low.id}: low`);
+    // Highest priority first.
+    expect(run!.created_at.getTime()).toBeLessThanOrEqual(lowRun!.created_at.getTime());
+
+    const events = await services.audit.list(actor(), { targetId: high.id, limit: 50 });
+    const byAction = new Map(events.items.map((e) => [e.action, e]));
+    expect(byAction.get("task.claim")).toMatchObject({
+      actor: { type: "agent", id: agentId },
+      before: { status: "queued", leaseEpoch: 0 },
+      after: { status: "claimed", leaseEpoch: 1, claimedByAgentId: agentId },
+    });
+    expect((byAction.get("task.claim")!.after as { leaseExpiresAt: string }).leaseExpiresAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(byAction.get("task.start")).toMatchObject({ before: { status: "claimed" }, after: { status: "in_progress" } });
+  });
+
+  it("locks nothing for a paused agent, nor while the agent has a run to resume", async () => {
+    const t = await createTask("held back");
+    await q(`UPDATE agents SET status = 'paused' WHERE id = $1`, [agentId]);
+    try {
+      const paused = await inTenantTx((c) => claimStatements(c, "run_paused_00000000000000000"));
+      expect(repo.runtime.claimedRun(paused)).toEqual({ locked: null, task: null, run: null });
+    } finally {
+      await q(`UPDATE agents SET status = 'active' WHERE id = $1`, [agentId]);
+    }
+    await q(
+      `INSERT INTO runs (tenant_id, id, agent_id, root_run_id, traceparent, trigger, status, limits, input)
+       VALUES ($1, 'run_resumable_000000000000000', $2, 'run_resumable_000000000000000', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'message', 'running', '{}', '{}')`,
+      [tenantId, agentId],
+    );
+    try {
+      const resumable = await inTenantTx((c) => claimStatements(c, "run_resume_00000000000000000"));
+      expect(repo.runtime.claimedRun(resumable)).toEqual({ locked: null, task: null, run: null });
+    } finally {
+      await q(`DELETE FROM runs WHERE id = 'run_resumable_000000000000000'`);
+    }
+    // And with neither, the same statements take it.
+    const free = await inTenantTx((c) => claimStatements(c, "run_free_0000000000000000000"));
+    const claimed = repo.runtime.claimedRun(free);
+    expect(claimed.locked).toBe(t.id);
+    expect(claimed.task).toMatchObject({ id: t.id, status: "in_progress", leaseEpoch: 1, claimedByAgentId: agentId });
+    expect(claimed.run).toMatchObject({ id: "run_free_0000000000000000000", taskId: t.id, status: "running", trigger: "task" });
+    // (rolled back: the task is still queued)
+    expect((await q<{ status: string }>(`SELECT status FROM tasks WHERE id = $1`, [t.id]))[0]!.status).toBe("queued");
+    await q(`UPDATE tasks SET status = 'cancelled' WHERE id = $1`, [t.id]);
+  });
+
+  it("does not claim a locked task that gained an unfinished dependency before the claim; the runtime then claims another", async () => {
+    const blocker = await createTask("blocker", { domain: "elsewhere/x" });
+    const first = await createTask("first", { priority: 80 });
+    const second = await createTask("second", { priority: 20 });
+    const stmts = repo.runtime.claimNextRunStatements({
+      tenantId,
+      agentId,
+      leaseOwner: "run:x",
+      ttlSeconds: 150,
+      run: { id: "run_dep_000000000000000000000", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", limits: { maxSteps: 5, maxTokens: 1000, maxWallMs: 60_000 } },
+    });
+    const results = await inTenantTx(async (c) => {
+      const lock = await c.query(stmts[0]!);
+      // Another transaction adds a dependency to the locked task and commits (a row lock of
+      // NO KEY UPDATE strength does not stop the key-share lock the insert takes).
+      await q(`INSERT INTO task_dependencies (tenant_id, task_id, depends_on_id) VALUES ($1, $2, $3)`, [tenantId, first.id, blocker.id]);
+      return [lock, await c.query(stmts[1]!), await c.query(stmts[2]!)];
+    });
+    expect(repo.runtime.claimedRun(results)).toEqual({ locked: first.id, task: null, run: null });
+
+    // Through the runtime: `first` waits for its dependency, `second` is done.
+    await runtime().wake({ tenantId, agentId });
+    const rows = await q<{ id: string; status: string }>(`SELECT id, status FROM tasks WHERE id = ANY($1) ORDER BY priority DESC`, [[first.id, second.id]]);
+    expect(rows).toEqual([
+      { id: first.id, status: "queued" },
+      { id: second.id, status: "done" },
+    ]);
+    // The fallback's own claim passes over the task the lock found (claimAndStartInTx's `exclude`).
+    await q(`DELETE FROM task_dependencies WHERE task_id = $1`, [first.id]);
+    const none = await withTenant(db.database, tenantId, (tx) =>
+      services.tasks.claimAndStartInTx(tx, { tenantId, agentId, leaseOwner: "run:y", ttlSeconds: 150, runId: "run_y", exclude: [first.id] }, async (task) => task.id),
+    );
+    expect(none).toBeNull();
+    expect((await q<{ status: string }>(`SELECT status FROM tasks WHERE id = $1`, [first.id]))[0]!.status).toBe("queued");
+  });
+});
