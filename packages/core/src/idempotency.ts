@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { canonicalJson, type Database, repo, type Tx, withTenant } from "@bosun/db";
+import { deferAudits } from "./audit";
 import { AppError } from "./errors";
 
 export interface IdempotencyRequest {
@@ -44,7 +45,8 @@ export async function runCreate<T>(
         return { status: claim.existing.statusCode, body: claim.existing.response as T, replayed: true };
       }
     }
-    const result = await fn(tx);
+    // The create's audit events go with the COMMIT (one round trip less per create).
+    const result = await deferAudits(tx, () => fn(tx));
     if (idem) {
       await repo.storeIdempotentResponse(tx, {
         tenantId,
