@@ -1,4 +1,4 @@
-import { type Db, repo } from "@bosun/db";
+import { commitWith, type Db, repo, type Tx } from "@bosun/db";
 import { type Actor, auditActor } from "./actor";
 import { newId } from "./ids";
 
@@ -25,7 +25,7 @@ export async function audit(tx: Db, actor: Actor, entry: AuditEntry, requestId?:
  * Audit events held back to the end of their transaction (see deferAudits), by connection,
  * with the count at each savepoint so a rollback to it drops the events written since.
  */
-const deferred = new WeakMap<object, { inputs: repo.AuditInput[]; marks: Map<string, number> }>();
+const deferred = new WeakMap<object, { inputs: repo.AuditInput[]; writes: string[]; marks: Map<string, { inputs: number; writes: number }> }>();
 const SAVEPOINT = /^\s*(rollback\s+to\s+)?savepoint\s+("?[\w$]+"?)\s*;?\s*$/i;
 
 /**
@@ -39,7 +39,7 @@ const SAVEPOINT = /^\s*(rollback\s+to\s+)?savepoint\s+("?[\w$]+"?)\s*;?\s*$/i;
 export async function deferAudits<T>(tx: Db, fn: () => Promise<T>): Promise<T> {
   const client = tx.$client as unknown as { query: (...args: unknown[]) => unknown };
   if (deferred.has(client)) return fn();
-  const held = { inputs: [] as repo.AuditInput[], marks: new Map<string, number>() };
+  const held = { inputs: [] as repo.AuditInput[], writes: [] as string[], marks: new Map<string, { inputs: number; writes: number }>() };
   const own = Object.hasOwn(client, "query");
   const query = client.query;
   client.query = function (this: unknown, ...args: unknown[]) {
@@ -48,8 +48,13 @@ export async function deferAudits<T>(tx: Db, fn: () => Promise<T>): Promise<T> {
     const m = text.length < 200 ? SAVEPOINT.exec(text) : null;
     if (m) {
       const name = m[2]!.replaceAll('"', "");
-      if (m[1]) held.inputs.length = Math.min(held.inputs.length, held.marks.get(name) ?? held.inputs.length);
-      else held.marks.set(name, held.inputs.length);
+      const mark = held.marks.get(name);
+      if (m[1]) {
+        if (mark) {
+          held.inputs.length = Math.min(held.inputs.length, mark.inputs);
+          held.writes.length = Math.min(held.writes.length, mark.writes);
+        }
+      } else held.marks.set(name, { inputs: held.inputs.length, writes: held.writes.length });
     }
     return query.apply(this, args);
   };
@@ -66,6 +71,19 @@ export async function deferAudits<T>(tx: Db, fn: () => Promise<T>): Promise<T> {
     restore();
   }
   // Sent with the COMMIT: no round trip of its own.
+  if (held.writes.length > 0) commitWith(tx as Tx, held.writes.join(";\n"));
   await repo.appendAudits(tx, held.inputs, { atCommit: true });
   return result;
+}
+
+/**
+ * A write whose result nobody reads and that nothing later in the transaction reads back
+ * (an archived task result): inside deferAudits it goes with the COMMIT, like the audit
+ * events (a rollback to a savepoint taken before it drops it, as it would the row);
+ * elsewhere it runs now. `sql` carries escaped literals.
+ */
+export async function deferWrite(tx: Db, sql: string): Promise<void> {
+  const held = deferred.get(tx.$client);
+  if (held) held.writes.push(sql);
+  else await tx.$client.query(sql);
 }

@@ -2,7 +2,7 @@ import { systemActor } from "@bosun/core";
 import { createDatabase, repo, withTenant } from "@bosun/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
-import { audit, deferAudits } from "../src/audit";
+import { audit, deferAudits, deferWrite } from "../src/audit";
 
 /**
  * Audit events held to the end of a transaction (the runtime's fenced writes): the same
@@ -56,6 +56,41 @@ describe("deferred audit events", () => {
     expect(list.map((e) => (e.after as { n: unknown }).n)).toEqual(["first", "kept after a savepoint", null]);
     expect(list.every((e) => e.before === null && e.requestId === null)).toBe(true);
     expectChain(list);
+  });
+
+  it("holds deferred writes to the COMMIT too, dropping those rolled back to a savepoint; outside deferAudits they run at once", async () => {
+    await db.database.pool.query(`CREATE TABLE deferred_probe (v text NOT NULL); GRANT SELECT, INSERT ON deferred_probe TO bosun_app`);
+    const probe = async () => (await db.database.pool.query<{ v: string }>(`SELECT v FROM deferred_probe ORDER BY v`)).rows.map((r) => r.v);
+    await withTenant(db.database, T, (tx) =>
+      deferAudits(tx, async () => {
+        await deferWrite(tx, `INSERT INTO deferred_probe VALUES ('a kept')`);
+        await tx.$client.query("SAVEPOINT tool_in_turn");
+        await deferWrite(tx, `INSERT INTO deferred_probe VALUES ('b rolled back')`);
+        await audit(tx, actor, event("rolled back with it"));
+        await tx.$client.query("ROLLBACK TO SAVEPOINT tool_in_turn");
+        await deferWrite(tx, `INSERT INTO deferred_probe VALUES ('c kept')`);
+        const { rows } = await tx.$client.query(`SELECT count(*)::int AS n FROM deferred_probe`);
+        expect(rows[0].n).toBe(0);
+      }),
+    );
+    expect(await probe()).toEqual(["a kept", "c kept"]);
+    // A failing deferred write fails the COMMIT: nothing of the transaction stays.
+    await expect(
+      withTenant(db.database, T, (tx) =>
+        deferAudits(tx, async () => {
+          await audit(tx, actor, event("with a failed write"));
+          await deferWrite(tx, `INSERT INTO deferred_probe VALUES (NULL)`);
+        }),
+      ),
+    ).rejects.toThrow(/null value/);
+    expect((await events()).some((e) => (e.after as { n: unknown }).n === "with a failed write")).toBe(false);
+    await withTenant(db.database, T, async (tx) => {
+      await deferWrite(tx, `INSERT INTO deferred_probe VALUES ('d in place')`);
+      const { rows } = await tx.$client.query(`SELECT count(*)::int AS n FROM deferred_probe`);
+      expect(rows[0].n).toBe(3);
+    });
+    expect(await probe()).toEqual(["a kept", "c kept", "d in place"]);
+    expect((await events()).some((e) => (e.after as { n: unknown }).n === "rolled back with it")).toBe(false);
   });
 
   it("writes nothing when the transaction fails, and outside deferAudits appends in place", async () => {

@@ -1,4 +1,5 @@
 import { repo, type Tx } from "@bosun/db";
+import { deferWrite } from "../audit";
 import { newId } from "../ids";
 import { countTokens } from "./tokens";
 
@@ -109,16 +110,20 @@ export async function archiveResult(
   if (!content || content === "null") return;
   const text = content.slice(0, MAX_ITEM_CHARS);
   const title = p.title.slice(0, MAX_TITLE_CHARS);
-  await mem.insertItem(tx, {
-    tenantId: p.tenantId,
-    id: newId("mem"),
-    agentId: p.agentId,
-    layer: "archive",
-    title,
-    content: text,
-    tokens: itemTokens(title, text),
-    source: "task_result",
-    ref: p.ref,
-    retentionDays: p.retentionDays,
-  });
+  // Nothing reads it back in this transaction: with the COMMIT inside the runtime's.
+  await deferWrite(
+    tx,
+    mem.insertItemStatement({
+      tenantId: p.tenantId,
+      id: newId("mem"),
+      agentId: p.agentId,
+      layer: "archive",
+      title,
+      content: text,
+      tokens: itemTokens(title, text),
+      source: "task_result",
+      ref: p.ref,
+      retentionDays: p.retentionDays,
+    }),
+  );
 }

@@ -1,3 +1,4 @@
+import pg from "pg";
 import type { Db } from "../client";
 
 /**
@@ -79,6 +80,20 @@ export async function insertItem(
     [i.tenantId, i.id, i.agentId, i.layer, i.title, i.content, i.tokens, i.source, i.ref, i.retentionDays],
   );
   return rows[0]!;
+}
+
+/**
+ * insertItem as a statement (escaped literals) whose result nobody reads: for a write that
+ * goes with the transaction's COMMIT (deferWrite) rather than costing a round trip.
+ */
+export function insertItemStatement(
+  i: Pick<MemoryItemRow, "id" | "agentId" | "layer" | "title" | "content" | "tokens" | "source" | "ref"> & { tenantId: string; retentionDays: number | null },
+): string {
+  const lit = (v: string | null) => (v === null ? "NULL" : pg.escapeLiteral(v));
+  const days = i.retentionDays === null ? null : Math.trunc(i.retentionDays);
+  return `INSERT INTO memory_items (tenant_id, id, agent_id, layer, title, content, tokens, source, ref, expires_at)
+     VALUES (${lit(i.tenantId)}, ${lit(i.id)}, ${lit(i.agentId)}, ${lit(i.layer)}, ${lit(i.title)}, ${lit(i.content)}, ${Math.trunc(i.tokens)}, ${lit(i.source)}, ${lit(i.ref)},
+             ${days === null ? "NULL" : `now() + make_interval(days => ${days})`})`;
 }
 
 /** Replaces an item's text if it is still at `version`; undefined when it moved on or is gone. */
