@@ -89,6 +89,11 @@ describe("the claim sent with the BEGIN", () => {
     // The claim went with the BEGIN and the fence; the per-row claim queries were not sent.
     expect(seen.filter((s) => s.startsWith("BEGIN") && s.includes("set_config('bosun.claim'"))).toHaveLength(3);
     expect(seen.filter((s) => /skip locked/i.test(s) && /from "tasks"/i.test(s))).toEqual([]);
+    // complete_task: its savepoint went with the task's lock, and with no task depending on
+    // this one, no lookup of dependents was made.
+    expect(seen.filter((s) => /^SAVEPOINT \w+$/.test(s))).toEqual([]);
+    expect(seen.filter((s) => s.startsWith("SAVEPOINT tool_in_turn;\nSELECT") && s.includes("FOR NO KEY UPDATE"))).toHaveLength(2);
+    expect(seen.filter((s) => /from "task_dependencies"/i.test(s))).toEqual([]);
 
     const [h] = await q<{ status: string; lease_epoch: string; run_id: string }>(`SELECT status, lease_epoch, run_id FROM tasks WHERE id = $1`, [high.id]);
     expect(h).toMatchObject({ status: "done", lease_epoch: "1" });
@@ -113,6 +118,25 @@ describe("the claim sent with the BEGIN", () => {
     });
     expect((byAction.get("task.claim")!.after as { leaseExpiresAt: string }).leaseExpiresAt).toMatch(/^\d{4}-\d\d-\d\dT/);
     expect(byAction.get("task.start")).toMatchObject({ before: { status: "claimed" }, after: { status: "in_progress" } });
+  });
+
+  it("a completion wakes the agent of a task it unblocks", async () => {
+    const other = await services.agents.apply(actor(), "waiter", {
+      apiVersion: "agent.os/v1",
+      kind: "Agent",
+      metadata: { name: "waiter", owner: "tests" },
+      spec: { model: { provider: "scripted", name: "scripted-small" }, domains: ["waiting/*"] },
+    });
+    const first = await createTask("first of two");
+    const then = await createTask("then", { domain: "waiting/x", depends_on: [first.id] });
+    const wakesFor = async (id: string) =>
+      (await q<{ n: number }>(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'agent.wake' AND data->>'agentId' = $1`, [id]))[0]!.n;
+    const before = await wakesFor(other.body.id);
+    await runtime().wake({ tenantId, agentId });
+    expect((await q<{ status: string }>(`SELECT status FROM tasks WHERE id = $1`, [first.id]))[0]!.status).toBe("done");
+    expect(await wakesFor(other.body.id)).toBe(before + 1);
+    expect((await q<{ status: string }>(`SELECT status FROM tasks WHERE id = $1`, [then.id]))[0]!.status).toBe("queued");
+    await q(`UPDATE tasks SET status = 'cancelled' WHERE id = $1`, [then.id]);
   });
 
   it("locks nothing for a paused agent, nor while the agent has a run to resume", async () => {

@@ -25,7 +25,28 @@ export async function audit(tx: Db, actor: Actor, entry: AuditEntry, requestId?:
  * Audit events held back to the end of their transaction (see deferAudits), by connection,
  * with the count at each savepoint so a rollback to it drops the events written since.
  */
-const deferred = new WeakMap<object, { inputs: repo.AuditInput[]; writes: string[]; marks: Map<string, { inputs: number; writes: number }> }>();
+interface Held {
+  inputs: repo.AuditInput[];
+  writes: string[];
+  /** Statements to send ahead of the transaction's next one (sendWithNext). */
+  withNext: string[];
+  marks: Map<string, { inputs: number; writes: number }>;
+}
+const deferred = new WeakMap<object, Held>();
+
+/** A SAVEPOINT notes how much is held; a ROLLBACK TO one drops what was held since. */
+function markSavepoint(held: Held, text: string) {
+  const m = SAVEPOINT.exec(text);
+  if (!m) return;
+  const name = m[2]!.replaceAll('"', "");
+  const mark = held.marks.get(name);
+  if (m[1]) {
+    if (mark) {
+      held.inputs.length = Math.min(held.inputs.length, mark.inputs);
+      held.writes.length = Math.min(held.writes.length, mark.writes);
+    }
+  } else held.marks.set(name, { inputs: held.inputs.length, writes: held.writes.length });
+}
 const SAVEPOINT = /^\s*(rollback\s+to\s+)?savepoint\s+("?[\w$]+"?)\s*;?\s*$/i;
 
 /**
@@ -39,23 +60,25 @@ const SAVEPOINT = /^\s*(rollback\s+to\s+)?savepoint\s+("?[\w$]+"?)\s*;?\s*$/i;
 export async function deferAudits<T>(tx: Db, fn: () => Promise<T>): Promise<T> {
   const client = tx.$client as unknown as { query: (...args: unknown[]) => unknown };
   if (deferred.has(client)) return fn();
-  const held = { inputs: [] as repo.AuditInput[], writes: [] as string[], marks: new Map<string, { inputs: number; writes: number }>() };
+  const held: Held = { inputs: [], writes: [], withNext: [], marks: new Map() };
   const own = Object.hasOwn(client, "query");
   const query = client.query;
   client.query = function (this: unknown, ...args: unknown[]) {
     const q = args[0] as string | { text?: unknown } | undefined;
     const text = typeof q === "string" ? q : typeof q?.text === "string" ? q.text : "";
-    const m = text.length < 200 ? SAVEPOINT.exec(text) : null;
-    if (m) {
-      const name = m[2]!.replaceAll('"', "");
-      const mark = held.marks.get(name);
-      if (m[1]) {
-        if (mark) {
-          held.inputs.length = Math.min(held.inputs.length, mark.inputs);
-          held.writes.length = Math.min(held.writes.length, mark.writes);
-        }
-      } else held.marks.set(name, { inputs: held.inputs.length, writes: held.writes.length });
+    if (text.length < 200) markSavepoint(held, text);
+    if (held.withNext.length === 0) return query.apply(this, args);
+    // Statements queued by sendWithNext go first: in the same round trip when this is a
+    // simple query (text, no parameters), else just ahead of it (the client keeps order).
+    const ahead = held.withNext.splice(0);
+    if (typeof q === "string" && args.length === 1) {
+      return (query.call(this, `${ahead.join(";\n")};\n${q}`) as Promise<unknown>).then((r) => {
+        const rest = (Array.isArray(r) ? r : [r]).slice(ahead.length);
+        return rest.length === 1 ? rest[0] : rest;
+      });
     }
+    // Its error, if any, aborts the transaction: the next statement reports it.
+    (query.call(this, ahead.join(";\n")) as Promise<unknown>).catch(() => {});
     return query.apply(this, args);
   };
   deferred.set(client, held);
@@ -70,10 +93,29 @@ export async function deferAudits<T>(tx: Db, fn: () => Promise<T>): Promise<T> {
   } finally {
     restore();
   }
+  // Nothing came after them: they go now, ahead of what goes with the COMMIT.
+  if (held.withNext.length > 0) await client.query(held.withNext.splice(0).join(";\n"));
   // Sent with the COMMIT: no round trip of its own.
-  if (held.writes.length > 0) commitWith(tx as Tx, held.writes.join(";\n"));
+  // (The events first: appendAudits runs anything queued for the COMMIT before its own.)
   await repo.appendAudits(tx, held.inputs, { atCommit: true });
+  if (held.writes.length > 0) commitWith(tx as Tx, held.writes.join(";\n"));
   return result;
+}
+
+/**
+ * A statement with no result to read (a SAVEPOINT), sent ahead of the transaction's next
+ * statement, in its round trip when that is a simple query (see deferAudits); outside
+ * deferAudits it runs now. Not for the last statement of a transaction: the COMMIT's
+ * prelude goes out first.
+ */
+export async function sendWithNext(tx: Db, sql: string): Promise<void> {
+  const held = deferred.get(tx.$client);
+  if (!held) {
+    await tx.$client.query(sql);
+    return;
+  }
+  markSavepoint(held, sql);
+  held.withNext.push(sql);
 }
 
 /**

@@ -2,7 +2,8 @@ import { systemActor } from "@bosun/core";
 import { createDatabase, repo, withTenant } from "@bosun/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
-import { audit, deferAudits, deferWrite } from "../src/audit";
+import pg from "pg";
+import { audit, deferAudits, deferWrite, sendWithNext } from "../src/audit";
 
 /**
  * Audit events held to the end of a transaction (the runtime's fenced writes): the same
@@ -91,6 +92,50 @@ describe("deferred audit events", () => {
     });
     expect(await probe()).toEqual(["a kept", "c kept", "d in place"]);
     expect((await events()).some((e) => (e.after as { n: unknown }).n === "rolled back with it")).toBe(false);
+  });
+
+  it("sends a queued statement ahead of the next one: in its round trip when that is a simple query", async () => {
+    const sent: string[] = [];
+    const original = pg.Client.prototype.query;
+    (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+      const q = args[0] as string | { text?: string };
+      sent.push(typeof q === "string" ? q : (q?.text ?? ""));
+      return (original as unknown as (...a: unknown[]) => unknown).apply(this, args);
+    };
+    try {
+      await withTenant(db.database, T, (tx) =>
+        deferAudits(tx, async () => {
+          await sendWithNext(tx, "SAVEPOINT first");
+          // One round trip, and the caller gets its own statement's result.
+          const one = await tx.$client.query("SELECT 41 + 1 AS n");
+          expect(one.rows).toEqual([{ n: 42 }]);
+          await sendWithNext(tx, "SAVEPOINT second");
+          await audit(tx, actor, event("dropped with the savepoint"));
+          // Ahead of a statement with parameters, on its own.
+          const two = await tx.$client.query("SELECT $1::int AS n", [7]);
+          expect(two.rows).toEqual([{ n: 7 }]);
+          await tx.$client.query("ROLLBACK TO SAVEPOINT second");
+          // Several ahead of a query of several statements: only the query's results come back.
+          await sendWithNext(tx, "SAVEPOINT third");
+          await sendWithNext(tx, "RELEASE SAVEPOINT third");
+          const many = (await tx.$client.query("SELECT 1 AS a; SELECT 2 AS b")) as unknown as pg.QueryResult[];
+          expect(many.map((r) => r.rows[0])).toEqual([{ a: 1 }, { b: 2 }]);
+          // Left at the end: sent before the COMMIT.
+          await sendWithNext(tx, "SAVEPOINT last");
+        }),
+      );
+    } finally {
+      pg.Client.prototype.query = original;
+    }
+    expect(sent.slice(1, 6)).toEqual([
+      "SAVEPOINT first;\nSELECT 41 + 1 AS n",
+      "SAVEPOINT second",
+      "SELECT $1::int AS n",
+      "ROLLBACK TO SAVEPOINT second",
+      "SAVEPOINT third;\nRELEASE SAVEPOINT third;\nSELECT 1 AS a; SELECT 2 AS b",
+    ]);
+    expect(sent[6]).toBe("SAVEPOINT last");
+    expect((await events()).some((e) => (e.after as { n: unknown }).n === "dropped with the savepoint")).toBe(false);
   });
 
   it("writes nothing when the transaction fails, and outside deferAudits appends in place", async () => {

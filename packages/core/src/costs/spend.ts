@@ -135,7 +135,11 @@ export interface ReportedSettlement {
 export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => Date }) {
   const clock = deps.clock ?? (() => new Date());
 
-  async function reserve(tx: Tx, req: ReserveRequest): Promise<Reservation> {
+  /**
+   * `savepoint`: take one (named so) before the first write, and roll back to it when the
+   * reservation is refused, so that a caller that goes on to commit keeps only its own writes.
+   */
+  async function reserve(tx: Tx, req: ReserveRequest, opts: { savepoint?: string } = {}): Promise<Reservation> {
     const at = clock();
     // The settings, budgets, windows and every planned model's price: one round trip.
     const ctx = await c.spendContextWithPrices(tx, {
@@ -166,6 +170,18 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
     const holds = windows.filter((w) => w.amount > 0).map((w) => ({ budgetId: w.budget.id, windowKey: w.window.key, amount: w.amount }));
     if (holds.length === 0) return r;
 
+    if (opts.savepoint) await tx.$client.query(`SAVEPOINT ${opts.savepoint}`);
+    try {
+      return await hold(tx, req, r, holds, usd);
+    } catch (err) {
+      if (opts.savepoint && err instanceof SpendRefused) await tx.$client.query(`ROLLBACK TO SAVEPOINT ${opts.savepoint}`);
+      throw err;
+    }
+  }
+
+  /** reserve's writes: the reservation row, then each window's hold, in lock order. */
+  async function hold(tx: Tx, req: ReserveRequest, r: Reservation, holds: repo.costs.Hold[], usd: number): Promise<Reservation> {
+    const { windows } = r;
     // The reservation row first: the windows' locks (the tenant's above all) are held from
     // their UPDATE to the commit, so nothing else should come after them.
     const row = { tenantId: req.tenantId, id: newId("rsv"), key: req.key, agentId: req.agentId, runId: req.runId, holds, estimateMicros: usd, expiresAt: new Date(Date.now() + RESERVATION_TTL_MS) };

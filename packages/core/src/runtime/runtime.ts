@@ -3,8 +3,8 @@ import { type Database, type QueryResult, repo, tenantStatements, type Tx, withS
 import { type Jobs, wakeKey } from "@bosun/jobs";
 
 import { type ContentBlock, completeWithRouting, type Message, type ModelProvider, type ModelResponse, RoutingError, type RouteAttempt, type ToolDef } from "@bosun/llm";
-import { deferAudits } from "../audit";
-import { type ActualCall, type Reservation, type SpendEngine, SpendRefused, spendEngine } from "../costs/spend";
+import { deferAudits, sendWithNext } from "../audit";
+import { type ActualCall, type Reservation, type ReserveRequest, type SpendEngine, SpendRefused, spendEngine } from "../costs/spend";
 import { AppError } from "../errors";
 import { type GatewayExecutor, gatewayExecutor, gatewayToolsFor, type PreparedGatewayCall } from "../gateway/execute";
 import { isGatewayToolName } from "../gateway/names";
@@ -124,6 +124,8 @@ export function agentRuntime(deps: RuntimeDeps) {
   const gateway = deps.gateway ?? gatewayExecutor({ database: deps.database, spend });
   let stopping = false;
   const inFlight = new Set<AbortController>();
+  /** A model call made ready (see precall), or the refusal that stops it. */
+  type Precall = { call: ReturnType<typeof prepareCall>; reservation: Reservation; tools: ToolDef[] } | { refused: SpendRefused };
 
   // Every write of a run: the fence travels with the BEGIN (one round trip less per write),
   // and so do `reads` (statements with escaped literals), whose results fn gets. Audit
@@ -157,7 +159,7 @@ export function agentRuntime(deps: RuntimeDeps) {
         const next = await nextRun(f);
         if (!next) break;
         runs++;
-        await execute(f, next.run, next.fresh ? next.agent : undefined);
+        await execute(f, next.run, next.fresh ? next.agent : undefined, next.firstCall);
       }
       if (runs === 0) {
         await fenced(f, (tx) =>
@@ -205,7 +207,7 @@ export function agentRuntime(deps: RuntimeDeps) {
    * go with the BEGIN and the fence (rt.claimNextRunStatements): in the usual case the
    * transaction is that round trip and the COMMIT's.
    */
-  async function nextRun(f: Fence): Promise<{ run: RunRow; agent: repo.AgentRow; fresh: boolean } | null> {
+  async function nextRun(f: Fence): Promise<{ run: RunRow; agent: repo.AgentRow; fresh: boolean; firstCall?: Precall } | null> {
     // The task's lease belongs to the run, not to this worker: whoever resumes the run
     // after a crash continues under the same claim.
     const taskRunId = newId("run");
@@ -213,38 +215,23 @@ export function agentRuntime(deps: RuntimeDeps) {
     const claim = { tenantId: f.tenantId, agentId: f.agentId, leaseOwner, ttlSeconds: ttl * 5 };
     return fenced(
       f,
-      async (tx, [agentRead, resumableRead, ...claimReads]) => {
-        const agent = agentRead!.rows[0] as repo.AgentRow | undefined;
-        // The claim's statements ran after these reads, each on a newer snapshot, and claim
-        // only for an active agent with no run to resume: what they claimed stands even if
-        // the agent was paused, or a run resumable, a moment before.
-        const claimed = rt.claimedRun(claimReads);
-        if (claimed.task && claimed.run) {
-          if (!agent) throw new Error(`agent ${f.agentId} is gone, yet a task was claimed for it`);
-          await deps.tasks.auditClaimInTx(tx, f, claimed.task);
-          return { run: claimed.run, agent, fresh: true };
-        }
-        if (agent?.status !== "active") return null;
-        const resumable = resumableRead!.rows[0] as RunRow | undefined;
-        if (resumable) return { run: resumable, agent, fresh: false };
-        if (claimed.locked) {
-          // The locked task gained an unfinished dependency after the lock: claim another.
-          const run = await deps.tasks.claimAndStartInTx(tx, { ...claim, runId: taskRunId, exclude: [claimed.locked] }, (task) =>
-            startRun(tx, f, "task", { kind: "task", text: `Task ${task.id}: ${task.title}\n\n${task.body}`.trim(), task: { id: task.id, epoch: task.leaseEpoch, leaseOwner } }, taskRunId),
-          );
-          if (run) return { run, agent, fresh: true };
-        }
-        if (!(await rt.hasUnreadMessages(tx, f))) {
-          // Nothing else to do: a due drive, if the agent's autonomy allows (memory/drives.ts).
-          const driveRunId = newId("run");
-          const drive = await takeDueDrive(tx, { tenantId: f.tenantId, agentId: f.agentId, descriptor: agent.descriptor as AgentDescriptor, runId: driveRunId });
-          if (!drive) return null;
-          return { run: await startRun(tx, f, "drive", { kind: "drive", text: drive.text, drive: drive.name }, driveRunId), agent, fresh: true };
-        }
-        const runId = newId("run");
-        const msgs = await rt.takeUnreadMessages(tx, { tenantId: f.tenantId, agentId: f.agentId, runId, limit: 200 });
-        const text = msgs.map((m) => `Message ${m.id} from ${m.fromType} ${m.fromId}:\n${m.body}`).join("\n\n");
-        return { run: await startRun(tx, f, "message", { kind: "messages", text }, runId), agent, fresh: true };
+      async (tx, reads) => {
+        const next = await pick(tx, reads);
+        if (!next?.fresh) return next;
+        // A fresh run's first model call is prepared (and its worst case reserved) in this
+        // transaction: one transaction, its BEGIN and COMMIT, fewer per run. A refusal rolls
+        // back only the reservation's writes; the run then fails, as it would have.
+        const firstCall = await precall(tx, {
+          run: next.run,
+          descriptor: next.agent.descriptor as AgentDescriptor,
+          steps: [],
+          waits: [],
+          tools: undefined,
+          computeMs: MODEL_TIMEOUT_MS + 30_000,
+          seq: 0,
+          savepoint: true,
+        });
+        return { ...next, firstCall };
       },
       [
         repo.agentByIdRead(f.tenantId, f.agentId),
@@ -252,6 +239,40 @@ export function agentRuntime(deps: RuntimeDeps) {
         ...rt.claimNextRunStatements({ ...claim, run: { id: taskRunId, traceparent: newTraceparent(), limits } }),
       ],
     );
+
+    async function pick(tx: Tx, [agentRead, resumableRead, ...claimReads]: QueryResult[]): Promise<{ run: RunRow; agent: repo.AgentRow; fresh: boolean } | null> {
+      const agent = agentRead!.rows[0] as repo.AgentRow | undefined;
+      // The claim's statements ran after these reads, each on a newer snapshot, and claim
+      // only for an active agent with no run to resume: what they claimed stands even if
+      // the agent was paused, or a run resumable, a moment before.
+      const claimed = rt.claimedRun(claimReads);
+      if (claimed.task && claimed.run) {
+        if (!agent) throw new Error(`agent ${f.agentId} is gone, yet a task was claimed for it`);
+        await deps.tasks.auditClaimInTx(tx, f, claimed.task);
+        return { run: claimed.run, agent, fresh: true };
+      }
+      if (agent?.status !== "active") return null;
+      const resumable = resumableRead!.rows[0] as RunRow | undefined;
+      if (resumable) return { run: resumable, agent, fresh: false };
+      if (claimed.locked) {
+        // The locked task gained an unfinished dependency after the lock: claim another.
+        const run = await deps.tasks.claimAndStartInTx(tx, { ...claim, runId: taskRunId, exclude: [claimed.locked] }, (task) =>
+          startRun(tx, f, "task", { kind: "task", text: `Task ${task.id}: ${task.title}\n\n${task.body}`.trim(), task: { id: task.id, epoch: task.leaseEpoch, leaseOwner } }, taskRunId),
+        );
+        if (run) return { run, agent, fresh: true };
+      }
+      if (!(await rt.hasUnreadMessages(tx, f))) {
+        // Nothing else to do: a due drive, if the agent's autonomy allows (memory/drives.ts).
+        const driveRunId = newId("run");
+        const drive = await takeDueDrive(tx, { tenantId: f.tenantId, agentId: f.agentId, descriptor: agent.descriptor as AgentDescriptor, runId: driveRunId });
+        if (!drive) return null;
+        return { run: await startRun(tx, f, "drive", { kind: "drive", text: drive.text, drive: drive.name }, driveRunId), agent, fresh: true };
+      }
+      const runId = newId("run");
+      const msgs = await rt.takeUnreadMessages(tx, { tenantId: f.tenantId, agentId: f.agentId, runId, limit: 200 });
+      const text = msgs.map((m) => `Message ${m.id} from ${m.fromType} ${m.fromId}:\n${m.body}`).join("\n\n");
+      return { run: await startRun(tx, f, "message", { kind: "messages", text }, runId), agent, fresh: true };
+    }
   }
 
   async function startRun(tx: Tx, f: Fence, trigger: "task" | "message" | "drive", input: RunInput, runId = newId("run")): Promise<RunRow> {
@@ -272,8 +293,9 @@ export function agentRuntime(deps: RuntimeDeps) {
   }
 
   /** Runs one run until it finishes, waits, hits a limit, or the worker stops. */
-  async function execute(f: Fence, initial: RunRow, freshAgent?: repo.AgentRow): Promise<void> {
+  async function execute(f: Fence, initial: RunRow, freshAgent?: repo.AgentRow, firstCall?: Precall): Promise<void> {
     let run = initial;
+    let prepared = firstCall;
     // A run nextRun just started has no waitpoints and is running already; a resumed one
     // consumes what woke it and is marked running again.
     const agent =
@@ -286,8 +308,8 @@ export function agentRuntime(deps: RuntimeDeps) {
       }));
     const descriptor = agent!.descriptor as AgentDescriptor;
     // The MCP tools this run is offered (its descriptor's spec.tools, current catalogue
-    // versions): read once, in the run's first pre-call transaction.
-    let gatewayTools: ToolDef[] | undefined;
+    // versions): read once, with the run's first call's preparation.
+    let gatewayTools: ToolDef[] | undefined = firstCall && "tools" in firstCall ? firstCall.tools : undefined;
     const started = Date.now();
     // Compute is charged with each model call: the worker time since the previous one (or
     // since the run was picked up), tool steps included.
@@ -314,7 +336,14 @@ export function agentRuntime(deps: RuntimeDeps) {
     // A run nextRun has just inserted has no steps or waitpoints yet: its first turn reads nothing.
     let fresh = freshAgent !== undefined;
     for (;;) {
-      if (stopping) return;
+      if (stopping) {
+        // A reservation made with the run's start goes back now rather than at the sweep.
+        if (prepared && "reservation" in prepared) {
+          const held = prepared.reservation;
+          await fenced(f, (tx) => spend.release(tx, held)).catch(() => {});
+        }
+        return;
+      }
       // The step log and the run (an operator may cancel it) are read again each turn, with
       // no fence: a read writes nothing, the heartbeat keeps the lease, and the next write
       // checks it. Waitpoints only when a step refers to one.
@@ -349,36 +378,32 @@ export function agentRuntime(deps: RuntimeDeps) {
       }
       const over = overLimit(run, started);
       if (over) {
-        await finish(f, run, "failed", { error: { code: "LIMIT", message: over } });
+        await finish(f, run, "failed", { error: { code: "LIMIT", message: over } }, undefined, prepared && "reservation" in prepared ? prepared.reservation : undefined);
         return;
       }
       const seq = steps.length;
-      // One fenced transaction before each model call: the prompt's layers are read and the
-      // call's worst case is reserved against the budgets.
-      let call!: ReturnType<typeof prepareCall>;
-      let reservation: Reservation;
-      try {
-        reservation = await fenced(f, async (tx) => {
-          gatewayTools ??= await gatewayToolsFor(tx, { tenantId: f.tenantId, descriptor });
-          const prompt = await runPrompt(tx, { tenantId: f.tenantId, agentId: f.agentId, descriptor, steps });
-          call = prepareCall(descriptor, run, steps, waits, gatewayTools, prompt);
-          return spend.reserve(tx, {
-            tenantId: f.tenantId,
-            agentId: f.agentId,
-            runId: run.id,
-            runCreatedAt: run.createdAt,
-            taskId: run.taskId,
-            key: `${run.id}:${seq}`,
-            calls: call.targets.map((t) => ({ provider: t.provider, model: t.name, promptTokens: call.promptTokens, maxTokens: call.request.maxTokens })),
-            computeMs: Date.now() - computeMark + MODEL_TIMEOUT_MS + 30_000,
-          });
-        });
-      } catch (err) {
+      // Before each model call, in a fenced transaction: the prompt's layers are read and the
+      // call's worst case is reserved against the budgets. A fresh run's first call had this
+      // done in the transaction that started the run (nextRun).
+      let pre: Precall;
+      if (prepared) {
+        pre = prepared;
+        prepared = undefined;
+      } else {
+        pre = await fenced(f, (tx) => precall(tx, { run, descriptor, steps, waits, tools: gatewayTools, computeMs: Date.now() - computeMark + MODEL_TIMEOUT_MS + 30_000, seq })).catch(
+          (err: unknown) => {
+            if (err instanceof SpendRefused) return { refused: err };
+            throw err;
+          },
+        );
+      }
+      if ("refused" in pre) {
         // Refused before the call: over a hard budget, or a model without a price.
-        if (!(err instanceof SpendRefused)) throw err;
-        await finish(f, run, "failed", { error: { code: err.code, message: err.message } }, err.budget);
+        await finish(f, run, "failed", { error: { code: pre.refused.code, message: pre.refused.message } }, pre.refused.budget);
         return;
       }
+      const { call, reservation } = pre;
+      gatewayTools = pre.tools;
       const response = await callModel(call);
       // Shutting down aborted the call: leave the run as it is, to resume elsewhere (the
       // sweeper takes the reservation if this release cannot be written).
@@ -444,7 +469,8 @@ export function agentRuntime(deps: RuntimeDeps) {
         if (!merge || !policies || current?.rows[0]?.status !== "running") return [s, null] as const;
         // A new model step: no waitpoint can refer to its tool uses yet.
         tool = toolCall(f, run, seq0 + 1, firstUse, { llmSeq: seq0, descriptor, waits: [] });
-        await tx.$client.query("SAVEPOINT tool_in_turn");
+        // The savepoint goes ahead of the tool's first statement, in its round trip.
+        await sendWithNext(tx, "SAVEPOINT tool_in_turn");
         try {
           return [s, await tool.inTx(tx, policies.rows as repo.governance.PolicyRow[], "tool_in_turn")] as const;
         } catch (err) {
@@ -459,6 +485,40 @@ export function agentRuntime(deps: RuntimeDeps) {
       await deps.afterStep?.(step);
       if (tool && (await tool.after(toolStep)) !== "continue") return;
     }
+    }
+  }
+
+  /**
+   * What comes before a model call, in the caller's fenced transaction: the MCP tools the
+   * run is offered (read once per run), the prompt's layers, the prepared request, and the
+   * call's worst case reserved against the budgets. A refusal (over a hard budget, an
+   * unpriced model) comes back as `refused`; with `savepoint` the reservation's writes are
+   * rolled back to one, so the caller's own writes (nextRun's claim and run) stand.
+   */
+  async function precall(
+    tx: Tx,
+    p: { run: RunRow; descriptor: AgentDescriptor; steps: StepRow[]; waits: repo.runtime.WaitpointRow[]; tools: ToolDef[] | undefined; computeMs: number; seq: number; savepoint?: boolean },
+  ): Promise<Precall> {
+    const tools = p.tools ?? (await gatewayToolsFor(tx, { tenantId: p.run.tenantId, descriptor: p.descriptor }));
+    const prompt = await runPrompt(tx, { tenantId: p.run.tenantId, agentId: p.run.agentId, descriptor: p.descriptor, steps: p.steps });
+    const call = prepareCall(p.descriptor, p.run, p.steps, p.waits, tools, prompt);
+    const request: ReserveRequest = {
+      tenantId: p.run.tenantId,
+      agentId: p.run.agentId,
+      runId: p.run.id,
+      runCreatedAt: p.run.createdAt,
+      taskId: p.run.taskId,
+      key: `${p.run.id}:${p.seq}`,
+      calls: call.targets.map((t) => ({ provider: t.provider, model: t.name, promptTokens: call.promptTokens, maxTokens: call.request.maxTokens })),
+      computeMs: p.computeMs,
+    };
+    try {
+      return { call, reservation: await spend.reserve(tx, request, p.savepoint ? { savepoint: "reserve" } : {}), tools };
+    } catch (err) {
+      // Without a savepoint the caller's transaction rolls back (the loop's own, which
+      // wrote nothing else): the refusal is reported after it.
+      if (!(err instanceof SpendRefused) || !p.savepoint) throw err;
+      return { refused: err };
     }
   }
 
@@ -608,7 +668,7 @@ export function agentRuntime(deps: RuntimeDeps) {
       // runs under a savepoint, and a refused one is rolled back to it. (An allowed call's
       // gate writes nothing, so the caller's fresh savepoint serves as well.)
       if (taken) effectSavepoint = taken;
-      else await tx.$client.query(`SAVEPOINT ${effectSavepoint}`);
+      else await sendWithNext(tx, `SAVEPOINT ${effectSavepoint}`);
       try {
         return await effect(tx);
       } catch (err) {
@@ -833,9 +893,12 @@ export function agentRuntime(deps: RuntimeDeps) {
     out: { result?: unknown; error?: { code: string; message: string } },
     /** A budget that refused the run's next call: it may pause the agent (onExhausted). */
     exhaustedBudget?: SpendRefused["budget"],
+    /** A reservation made for a call that will not be made now: given back. */
+    unused?: Reservation,
   ) {
     await fenced(f, async (tx) => {
       if (exhaustedBudget) await spend.exhausted(tx, exhaustedBudget);
+      if (unused) await spend.release(tx, unused);
       const input = run.input as RunInput;
       if (input.task) {
         const tw = { tenantId: f.tenantId, taskId: input.task.id, agentId: f.agentId, leaseOwner: input.task.leaseOwner, epoch: input.task.epoch };

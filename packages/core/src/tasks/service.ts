@@ -361,7 +361,8 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
     return u;
   }
 
-  async function completeIn(tx: Tx, h: Holder, t: repo.TaskRow, epoch: number, result: unknown, ctx: Ctx) {
+  /** `hasDependents`: false when the caller knows no task depends on this one (nothing to unblock). */
+  async function completeIn(tx: Tx, h: Holder, t: repo.TaskRow, epoch: number, result: unknown, ctx: Ctx, hasDependents = true) {
     assertLease(t, h, epoch);
     if (isEmptyJson(result)) throw validation("done needs a result: a non-empty JSON value", [{ path: "result", message: "must be a non-empty JSON value" }]);
     const review = t.requiresReview;
@@ -373,7 +374,7 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
       completedAt: review ? null : repo.dbNow(),
     });
     if (review) await wakeReviewer(tx, u);
-    else await wakeDependents(tx, u);
+    else if (hasDependents) await wakeDependents(tx, u);
     await audit(
       tx,
       h.actor,
@@ -443,8 +444,11 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
   }
 
   /** A lease holder's write from the runtime, in the runtime's transaction. */
-  async function inRuntime<T>(tx: Tx, p: TaskLeaseWrite, fn: (h: Holder, t: repo.TaskRow) => Promise<T>) {
-    return fn(runtimeHolder(p), await loadTask(tx, p.tenantId, p.taskId, true));
+  async function inRuntime<T>(tx: Tx, p: TaskLeaseWrite, fn: (h: Holder, t: repo.TaskRow, hasDependents: boolean) => Promise<T>) {
+    const t = await repo.lockTaskForWrite(tx, { tenantId: p.tenantId, taskId: p.taskId });
+    if (!t) throw notFound(`task ${p.taskId}`);
+    const { hasDependents, ...row } = t;
+    return fn(runtimeHolder(p), row, hasDependents);
   }
 
   return {
@@ -697,7 +701,7 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
     /** The runtime's lease-holder writes, inside its own (tenant) transaction. */
     startInTx: (tx: Tx, p: TaskLeaseWrite) => inRuntime(tx, p, async (h, t) => taskView(await startIn(tx, h, t, p.epoch, {}))),
     completeInTx: (tx: Tx, p: TaskLeaseWrite & { result: unknown }) =>
-      inRuntime(tx, p, async (h, t) => taskView(await completeIn(tx, h, t, p.epoch, p.result, {}))),
+      inRuntime(tx, p, async (h, t, hasDependents) => taskView(await completeIn(tx, h, t, p.epoch, p.result, {}, hasDependents))),
     failInTx: (tx: Tx, p: TaskLeaseWrite & { error: string; retry: boolean }) =>
       inRuntime(tx, p, async (h, t) => taskView(await failIn(tx, h, t, { epoch: p.epoch, error: p.error, retry: p.retry }, {}))),
 

@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, inArray, lt, notInArray, type SQL, sql } from "drizzle-orm";
+import pg from "pg";
 import type { Db } from "../client";
 import { agents, taskDependencies, tasks } from "../schema/index";
 
@@ -49,6 +50,29 @@ const dependenciesDone = sql`NOT EXISTS (
 export async function insertTask(db: Db, row: typeof tasks.$inferInsert): Promise<TaskRow> {
   const [t] = await db.insert(tasks).values(row).returning();
   return t!;
+}
+
+/** Every column of `tasks` as TaskRow's fields, for hand-written statements. */
+const TASK_COLUMNS = `tenant_id AS "tenantId", id, title, body, priority, status, assignee_agent_id AS "assigneeAgentId", domain,
+  requires_review AS "requiresReview", reviewer_agent_id AS "reviewerAgentId", max_attempts AS "maxAttempts", attempts,
+  claimed_by_agent_id AS "claimedByAgentId", lease_owner AS "leaseOwner", lease_epoch::float8 AS "leaseEpoch",
+  lease_expires_at AS "leaseExpiresAt", run_id AS "runId", result, failure, review_comment AS "reviewComment",
+  created_by_type AS "createdByType", created_by_id AS "createdById", created_at AS "createdAt", updated_at AS "updatedAt",
+  completed_at AS "completedAt"`;
+
+/**
+ * A lease holder's task, locked for its write (NO KEY UPDATE, as getTask's forUpdate), and
+ * whether any task depends on it (none: a completion need not look for tasks it
+ * unblocks). A simple query with escaped literals, so that a statement queued to go ahead
+ * of it (the tool's savepoint) shares its round trip.
+ */
+export async function lockTaskForWrite(db: Db, { tenantId, taskId }: { tenantId: string; taskId: string }): Promise<(TaskRow & { hasDependents: boolean }) | undefined> {
+  const [t, id] = [pg.escapeLiteral(tenantId), pg.escapeLiteral(taskId)];
+  const { rows } = await db.$client.query<TaskRow & { hasDependents: boolean }>(
+    `SELECT ${TASK_COLUMNS}, EXISTS (SELECT 1 FROM task_dependencies d WHERE d.tenant_id = ${t} AND d.depends_on_id = ${id}) AS "hasDependents"
+     FROM tasks WHERE tenant_id = ${t} AND id = ${id} FOR NO KEY UPDATE`,
+  );
+  return rows[0];
 }
 
 export async function getTask(
