@@ -89,6 +89,9 @@ describe("the claim sent with the BEGIN", () => {
     // The claim went with the BEGIN and the fence; the per-row claim queries were not sent.
     expect(seen.filter((s) => s.startsWith("BEGIN") && s.includes("set_config('bosun.claim'"))).toHaveLength(3);
     expect(seen.filter((s) => /skip locked/i.test(s) && /from "tasks"/i.test(s))).toEqual([]);
+    // The first call's prompt layers were read in that round trip too, after the claim.
+    expect(seen.filter((s) => s === "bosun_memory_prompt_reads")).toEqual([]);
+    expect(seen.filter((s) => s.startsWith("BEGIN") && s.indexOf("AS proposals") > s.indexOf("set_config('bosun.claim'"))).toHaveLength(3);
     // complete_task: its savepoint went with the task's lock, and with no task depending on
     // this one, no lookup of dependents was made.
     expect(seen.filter((s) => /^SAVEPOINT \w+$/.test(s))).toEqual([]);

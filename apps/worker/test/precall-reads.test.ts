@@ -1,5 +1,5 @@
-import { createServices, type DomainServices, loadContextData, priceCandidates, SpendRefused, spendEngine, systemActor, worstCaseCost } from "@bosun/core";
-import { repo, type Tx, withTenant } from "@bosun/db";
+import { contextDataFrom, contextDataRead, createServices, type DomainServices, loadContextData, priceCandidates, SpendRefused, spendEngine, systemActor, worstCaseCost } from "@bosun/core";
+import { repo, type Tx, tenantStatements, withTenant } from "@bosun/db";
 import { createJobs, type Jobs } from "@bosun/jobs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
@@ -96,6 +96,10 @@ describe("the prompt's reads", () => {
       proposals: await m.pendingProposals(tx, { ...ids, limit: 50 }),
     }));
     expect(combined).toEqual(separate);
+    // The same read as a statement sent with a BEGIN (escaped literals), and gated off.
+    const [literal, gated] = await tenantStatements(db.database, tenantId, [contextDataRead({ ...ids, withContext: true }), contextDataRead({ ...ids, withContext: true }, "false")]);
+    expect(contextDataFrom(literal!)).toEqual(combined);
+    expect(gated!.rows).toEqual([]);
     // The layers hold what the fixture put there (so the comparison above compared something).
     expect(combined.working.map((i) => i.id)).toEqual(["mem_a", "mem_b"]);
     expect(combined.working[0]!.createdAt).toBeInstanceOf(Date);

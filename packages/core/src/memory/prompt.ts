@@ -1,5 +1,5 @@
 import type { AgentDescriptor } from "@bosun/contracts";
-import { repo, type Tx } from "@bosun/db";
+import { type QueryResult, repo, type Tx } from "@bosun/db";
 import { countTokens } from "./tokens";
 
 const mem = repo.memory;
@@ -31,8 +31,25 @@ export interface LayerTokens {
  * (every layer is a round trip otherwise, before every model call).
  */
 export async function loadContextData(tx: Tx, p: { tenantId: string; agentId: string; withContext: boolean }): Promise<ContextData> {
-  return mem.promptReads(tx, { tenantId: p.tenantId, agentId: p.agentId, withContext: p.withContext, unreadLimit: 100, threadDays: OPEN_THREAD_DAYS, threadLimit: 50, proposalLimit: 50 });
+  return mem.promptReads(tx, readsOf(p));
 }
+
+/**
+ * loadContextData as a statement (escaped literals), for a batch sent with a BEGIN;
+ * `contextDataFrom` reads its result. `onlyIf`: an SQL condition that gates the read.
+ */
+export const contextDataRead = (p: { tenantId: string; agentId: string; withContext: boolean }, onlyIf?: string) => mem.promptReadsRead(readsOf(p), onlyIf);
+export const contextDataFrom = (r: QueryResult): ContextData => mem.promptReadsFrom(r);
+
+const readsOf = (p: { tenantId: string; agentId: string; withContext: boolean }) => ({
+  tenantId: p.tenantId,
+  agentId: p.agentId,
+  withContext: p.withContext,
+  unreadLimit: 100,
+  threadDays: OPEN_THREAD_DAYS,
+  threadLimit: 50,
+  proposalLimit: 50,
+});
 
 const oneLine = (s: string, max = 300) => {
   const t = s.replace(/\s+/g, " ").trim();
@@ -130,10 +147,17 @@ export interface RunPrompt {
  */
 export async function runPrompt(
   tx: Tx,
-  p: { tenantId: string; agentId: string; descriptor: AgentDescriptor; steps: { kind: string; input: unknown }[] },
+  p: {
+    tenantId: string;
+    agentId: string;
+    descriptor: AgentDescriptor;
+    steps: { kind: string; input: unknown }[];
+    /** What loadContextData would read (withContext, as for a run's first call), read already. */
+    read?: ContextData | undefined;
+  },
 ): Promise<RunPrompt> {
   const earlier = p.steps.find((s) => s.kind === "llm" && (s.input as { layers?: unknown } | null)?.layers) as { input: { layers: RunPrompt["layers"] } } | undefined;
-  const data = await loadContextData(tx, { tenantId: p.tenantId, agentId: p.agentId, withContext: !earlier });
+  const data = p.read && !earlier ? p.read : await loadContextData(tx, { tenantId: p.tenantId, agentId: p.agentId, withContext: !earlier });
   const sys = assembleSystem(p.descriptor, data.working);
   const ctx = earlier
     ? { text: earlier.input.layers.contextText, tokens: earlier.input.layers.context, trimmed: earlier.input.layers.trimmed }

@@ -11,7 +11,7 @@ import { isGatewayToolName } from "../gateway/names";
 import { expireApprovals, holdTaskLeasesOfWaits } from "../governance/sweep";
 import { gateToolCall, type PolicyRecord } from "../governance/gate";
 import { newId } from "../ids";
-import { type RunPrompt, runPrompt } from "../memory/prompt";
+import { type ContextData, contextDataFrom, contextDataRead, type RunPrompt, runPrompt } from "../memory/prompt";
 import { driveTaskAllowance, moveToBacklog, ownInitiative, takeDueDrive } from "../memory/drives";
 import { archiveResult } from "../memory/store";
 import { memoryTool } from "../memory/tools";
@@ -216,6 +216,7 @@ export function agentRuntime(deps: RuntimeDeps) {
     return fenced(
       f,
       async (tx, reads) => {
+        const contextRead = reads.pop();
         const next = await pick(tx, reads);
         if (!next?.fresh) return next;
         // A fresh run's first model call is prepared (and its worst case reserved) in this
@@ -230,6 +231,9 @@ export function agentRuntime(deps: RuntimeDeps) {
           computeMs: MODEL_TIMEOUT_MS + 30_000,
           seq: 0,
           savepoint: true,
+          // Read with the BEGIN, after the claim: good for the task's run it started (a
+          // run started later in this transaction, from messages, reads its own).
+          context: next.claimedWithBegin ? contextDataFrom(contextRead!) : undefined,
         });
         return { ...next, firstCall };
       },
@@ -237,10 +241,15 @@ export function agentRuntime(deps: RuntimeDeps) {
         repo.agentByIdRead(f.tenantId, f.agentId),
         rt.resumableRunRead(f.tenantId, f.agentId),
         ...rt.claimNextRunStatements({ ...claim, run: { id: taskRunId, traceparent: newTraceparent(), limits } }),
+        // The prompt's layers for the claimed task's first call: read only if a task was locked.
+        contextDataRead({ tenantId: f.tenantId, agentId: f.agentId, withContext: true }, rt.CLAIM_LOCKED),
       ],
     );
 
-    async function pick(tx: Tx, [agentRead, resumableRead, ...claimReads]: QueryResult[]): Promise<{ run: RunRow; agent: repo.AgentRow; fresh: boolean } | null> {
+    async function pick(
+      tx: Tx,
+      [agentRead, resumableRead, ...claimReads]: QueryResult[],
+    ): Promise<{ run: RunRow; agent: repo.AgentRow; fresh: boolean; claimedWithBegin?: boolean } | null> {
       const agent = agentRead!.rows[0] as repo.AgentRow | undefined;
       // The claim's statements ran after these reads, each on a newer snapshot, and claim
       // only for an active agent with no run to resume: what they claimed stands even if
@@ -249,7 +258,7 @@ export function agentRuntime(deps: RuntimeDeps) {
       if (claimed.task && claimed.run) {
         if (!agent) throw new Error(`agent ${f.agentId} is gone, yet a task was claimed for it`);
         await deps.tasks.auditClaimInTx(tx, f, claimed.task);
-        return { run: claimed.run, agent, fresh: true };
+        return { run: claimed.run, agent, fresh: true, claimedWithBegin: true };
       }
       if (agent?.status !== "active") return null;
       const resumable = resumableRead!.rows[0] as RunRow | undefined;
@@ -497,10 +506,21 @@ export function agentRuntime(deps: RuntimeDeps) {
    */
   async function precall(
     tx: Tx,
-    p: { run: RunRow; descriptor: AgentDescriptor; steps: StepRow[]; waits: repo.runtime.WaitpointRow[]; tools: ToolDef[] | undefined; computeMs: number; seq: number; savepoint?: boolean },
+    p: {
+      run: RunRow;
+      descriptor: AgentDescriptor;
+      steps: StepRow[];
+      waits: repo.runtime.WaitpointRow[];
+      tools: ToolDef[] | undefined;
+      computeMs: number;
+      seq: number;
+      savepoint?: boolean;
+      /** The prompt's layers, read already (runPrompt's `read`). */
+      context?: ContextData | undefined;
+    },
   ): Promise<Precall> {
     const tools = p.tools ?? (await gatewayToolsFor(tx, { tenantId: p.run.tenantId, descriptor: p.descriptor }));
-    const prompt = await runPrompt(tx, { tenantId: p.run.tenantId, agentId: p.run.agentId, descriptor: p.descriptor, steps: p.steps });
+    const prompt = await runPrompt(tx, { tenantId: p.run.tenantId, agentId: p.run.agentId, descriptor: p.descriptor, steps: p.steps, read: p.context });
     const call = prepareCall(p.descriptor, p.run, p.steps, p.waits, tools, prompt);
     const request: ReserveRequest = {
       tenantId: p.run.tenantId,

@@ -367,15 +367,59 @@ export interface PromptReads {
  */
 export async function promptReads(
   db: Db,
-  p: { tenantId: string; agentId: string; withContext: boolean; unreadLimit: number; threadDays: number; threadLimit: number; proposalLimit: number },
+  p: PromptReadsParams,
 ): Promise<PromptReads> {
+  const { rows } = await db.$client.query<PromptReadsRow>({
+    name: "bosun_memory_prompt_reads",
+    text: promptReadsSql(["$1", "$2", "$3", "$4", "$5", "$6", "$7"]),
+    values: [p.tenantId, p.agentId, p.withContext, p.unreadLimit, p.threadDays, p.threadLimit, p.proposalLimit],
+  });
+  return promptReadsRow(rows[0]!);
+}
+
+/**
+ * promptReads as a statement (escaped literals), to send with a transaction's BEGIN;
+ * promptReadsFrom reads its result. `onlyIf`: an SQL condition; when false, no row (and
+ * nothing read).
+ */
+export function promptReadsRead(p: PromptReadsParams, onlyIf?: string): string {
+  const n = (v: number) => String(Math.trunc(v));
+  return promptReadsSql([
+    pg.escapeLiteral(p.tenantId),
+    pg.escapeLiteral(p.agentId),
+    p.withContext ? "true" : "false",
+    n(p.unreadLimit),
+    n(p.threadDays),
+    n(p.threadLimit),
+    n(p.proposalLimit),
+  ]) + (onlyIf ? `\n     WHERE ${onlyIf}` : "");
+}
+
+export const promptReadsFrom = (r: pg.QueryResult): PromptReads => promptReadsRow(r.rows[0] as PromptReadsRow);
+
+interface PromptReadsParams {
+  tenantId: string;
+  agentId: string;
+  withContext: boolean;
+  unreadLimit: number;
+  threadDays: number;
+  threadLimit: number;
+  proposalLimit: number;
+}
+type PromptReadsRow = { working: Json[]; unread: Json[]; threads: { threadId: string; last: MessageRow }[]; proposals: PendingProposal[] };
+
+/** `a`: SQL expressions for the tenant, the agent, withContext and the four limits, in that order. */
+function promptReadsSql(a: string[]): string {
+  const [tenant, agent, withContext, unreadLimit, threadDays, threadLimit, proposalLimit] = a as [string, string, string, string, string, string, string];
   const layer = (sql: string, order: string) => `(SELECT coalesce(json_agg(x ORDER BY ${order}), '[]') FROM (${sql}) x)`;
-  const context = (sql: string) => `CASE WHEN $3::boolean THEN ${sql} ELSE '[]'::json END`;
-  const { rows } = await db.$client.query<{ working: Json[]; unread: Json[]; threads: { threadId: string; last: MessageRow }[]; proposals: PendingProposal[] }>({ name: "bosun_memory_prompt_reads", text: `SELECT ${layer(listItemsSql("$1", "$2", "'working'", String(ITEMS_LIMIT)), `x."createdAt", x.id`)} AS working,
-            ${context(layer(peekUnreadSql("$1", "$2", "$4"), `x."createdAt", x.id`))} AS unread,
-            ${context(layer(openThreadsSql("$1", "$2", "$5", "$6"), `(x.last->>'createdAt')::timestamptz DESC, x."threadId" DESC`))} AS threads,
-            ${context(layer(pendingProposalsSql("$1", "$2", "$7"), "x.id DESC"))} AS proposals`, values: [p.tenantId, p.agentId, p.withContext, p.unreadLimit, p.threadDays, p.threadLimit, p.proposalLimit] });
-  const r = rows[0]!;
+  const context = (sql: string) => `CASE WHEN ${withContext}::boolean THEN ${sql} ELSE '[]'::json END`;
+  return `SELECT ${layer(listItemsSql(tenant, agent, "'working'", String(ITEMS_LIMIT)), `x."createdAt", x.id`)} AS working,
+            ${context(layer(peekUnreadSql(tenant, agent, unreadLimit), `x."createdAt", x.id`))} AS unread,
+            ${context(layer(openThreadsSql(tenant, agent, threadDays, threadLimit), `(x.last->>'createdAt')::timestamptz DESC, x."threadId" DESC`))} AS threads,
+            ${context(layer(pendingProposalsSql(tenant, agent, proposalLimit), "x.id DESC"))} AS proposals`;
+}
+
+function promptReadsRow(r: PromptReadsRow): PromptReads {
   const date = (v: unknown) => (v === null ? null : new Date(v as string));
   return {
     working: r.working.map((i) => ({ ...i, createdAt: date(i.createdAt), updatedAt: date(i.updatedAt), expiresAt: date(i.expiresAt) }) as MemoryItemRow),

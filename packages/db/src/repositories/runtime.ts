@@ -240,6 +240,9 @@ export function claimNextRunStatements(p: {
   ];
 }
 
+/** SQL: true after claimNextRunStatements, in the same transaction, when it locked a task. */
+export const CLAIM_LOCKED = "current_setting('bosun.claim', true) <> ''";
+
 /** What the task the runtime claimed with claimNextRunStatements looks like afterwards. */
 export interface ClaimedTaskRow {
   id: string;
