@@ -1,4 +1,4 @@
-import { commitWith, type Db, repo, type Tx } from "@bosun/db";
+import { commitWith, type Db, inlineParams, repo, type Tx } from "@bosun/db";
 import { type Actor, auditActor } from "./actor";
 import { newId } from "./ids";
 
@@ -100,6 +100,24 @@ export async function deferAudits<T>(tx: Db, fn: () => Promise<T>): Promise<T> {
   await repo.appendAudits(tx, held.inputs, { atCommit: true });
   if (held.writes.length > 0) commitWith(tx as Tx, held.writes.join(";\n"));
   return result;
+}
+
+/**
+ * A client for `jobs.enqueue` (pg-boss's insert) whose statement, inside deferAudits, goes
+ * with the COMMIT (deferWrite): a wake costs no round trip of its own, and is dropped with
+ * the work a rollback to an earlier savepoint undoes. Such a statement reports no rows,
+ * so enqueue returns null rather than the job's id. Elsewhere: the transaction's client.
+ */
+export function atCommitClient(tx: Db): { $client: { query(text: string, values?: unknown[]): Promise<{ rows: never[] }> } } {
+  return {
+    $client: {
+      query: async (text: string, values?: unknown[]) => {
+        if (!deferred.has(tx.$client)) return (await tx.$client.query(text, values)) as unknown as { rows: never[] };
+        await deferWrite(tx, inlineParams(text, values));
+        return { rows: [] };
+      },
+    },
+  };
 }
 
 /**

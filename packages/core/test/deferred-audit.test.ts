@@ -1,9 +1,10 @@
 import { systemActor } from "@bosun/core";
 import { createDatabase, repo, withTenant } from "@bosun/db";
+import { createJobs, type Jobs, wakeKey } from "@bosun/jobs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
 import pg from "pg";
-import { audit, deferAudits, deferWrite, sendWithNext } from "../src/audit";
+import { atCommitClient, audit, deferAudits, deferWrite, sendWithNext } from "../src/audit";
 
 /**
  * Audit events held to the end of a transaction (the runtime's fenced writes): the same
@@ -199,5 +200,45 @@ describe("deferred audit events", () => {
       const at = list.findIndex((e) => (e.after as { n: unknown }).n === i);
       expect((list[at + 1]!.after as { n: unknown }).n).toBe(`${i}b`);
     }
+  });
+});
+
+describe("a wake sent with the COMMIT (atCommitClient)", () => {
+  let jobs: Jobs;
+  beforeAll(async () => {
+    jobs = createJobs({ connectionString: db.url, role: "producer", max: 2 });
+    await jobs.start();
+  });
+  afterAll(() => jobs?.stop({ graceful: false, timeout: 1000 }));
+
+  const wakes = async (agent: string) =>
+    (await db.database.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'agent.wake' AND state = 'created' AND data->>'agentId' = $1`, [agent])).rows[0]!.n;
+  const enqueue = (tx: Parameters<typeof atCommitClient>[0], agent: string) =>
+    jobs.enqueue(atCommitClient(tx), "agent.wake", { tenantId: T, agentId: agent, reason: "task" }, { singletonKey: wakeKey(T, agent) });
+
+  it("inside deferAudits is inserted with the COMMIT (none before it, none after a rollback to an earlier savepoint); elsewhere at once, with its id", async () => {
+    const seen: string[] = [];
+    await withTenant(db.database, T, (tx) =>
+      deferAudits(tx, async () => {
+        expect(await enqueue(tx, "agt_commit_kept_000000000000000")).toBeNull();
+        expect(await wakes("agt_commit_kept_000000000000000")).toBe(0);
+        await tx.$client.query("SAVEPOINT before_wake");
+        await enqueue(tx, "agt_commit_dropped_0000000000000");
+        await tx.$client.query("ROLLBACK TO SAVEPOINT before_wake");
+        seen.push("end of transaction body");
+      }),
+    );
+    expect(await wakes("agt_commit_kept_000000000000000")).toBe(1);
+    expect(await wakes("agt_commit_dropped_0000000000000")).toBe(0);
+    // Not deferred: inserted in place, and enqueue gets the job's id.
+    await withTenant(db.database, T, async (tx) => {
+      const id = await enqueue(tx, "agt_commit_inplace_000000000000");
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      expect((await tx.$client.query(`SELECT count(*)::int AS n FROM pgboss.job WHERE id = $1`, [id])).rows[0].n).toBe(1);
+    });
+    // The singleton key still coalesces: a second wake for the kept agent adds none.
+    await withTenant(db.database, T, (tx) => deferAudits(tx, () => enqueue(tx, "agt_commit_kept_000000000000000")));
+    expect(await wakes("agt_commit_kept_000000000000000")).toBe(1);
+    expect(seen).toEqual(["end of transaction body"]);
   });
 });

@@ -1,5 +1,7 @@
-import type pg from "pg";
+import pg from "pg";
 import { bindClient, type Database, type Tx } from "./client";
+
+const { escapeLiteral } = pg;
 
 const TENANT_ID = /^ten_[0-9a-z]{26}$/;
 
@@ -108,4 +110,28 @@ async function run<T>(database: Database, begin: string, fn: (tx: Tx) => Promise
   } finally {
     client.release(broken);
   }
+}
+
+/**
+ * `text` with its `$n` parameters replaced by escaped literals, for a statement that goes
+ * in a simple-protocol batch (with a BEGIN or a COMMIT). Values: strings, numbers,
+ * booleans, null, and objects (as JSON). The text must hold `$n` only as parameters (no
+ * such characters inside its own string literals).
+ */
+export function inlineParams(text: string, values: readonly unknown[] = []): string {
+  return text.replace(/\$(\d+)/g, (_, n: string) => {
+    const i = Number(n) - 1;
+    if (i < 0 || i >= values.length) throw new Error(`inlineParams: no value for $${n}`);
+    const v = values[i];
+    if (v === null || v === undefined) return "NULL";
+    if (typeof v === "number") {
+      if (!Number.isFinite(v)) throw new Error(`inlineParams: $${n} is not a finite number`);
+      return `'${v}'`;
+    }
+    if (typeof v === "boolean") return v ? "'true'" : "'false'";
+    if (typeof v === "string") return escapeLiteral(v);
+    if (v instanceof Date) return escapeLiteral(v.toISOString());
+    if (typeof v === "object") return escapeLiteral(JSON.stringify(v));
+    throw new Error(`inlineParams: $${n} is a ${typeof v}`);
+  });
 }

@@ -1,4 +1,4 @@
-import { repo, tenantStatements, withTenant } from "@bosun/db";
+import { inlineParams, repo, tenantStatements, withTenant } from "@bosun/db";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
@@ -83,5 +83,30 @@ describe("one-round-trip transactions", () => {
     expect(repo.runtime.released(released)).toEqual({ released: true, wakeRequested: true });
     const [twice] = await tenantStatements(db.database, A, [repo.runtime.releaseLeaseStatement(fence)]);
     expect(repo.runtime.released(twice)).toEqual({ released: false, wakeRequested: false });
+  });
+});
+
+describe("inlineParams", () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb();
+  });
+  afterAll(() => db.drop());
+
+  it("gives the same values as the parameterised statement, for each kind of value", async () => {
+    const text = `SELECT $1::text AS s, $2::int AS i, $3::float8 AS f, $4::boolean AS b, $5::jsonb AS j, $6::timestamptz AS t, $7::text AS n, $8::int + $9::int AS sum, $10::text AS ten, $1 || '' AS again`;
+    const values = ["it's a \\ back'slash", 42, -1.5, false, { a: ["x", 1, null], "k'": "v" }, new Date("2026-11-21T10:00:00.123Z"), null, "8", "9", "tenth"];
+    const c = await db.database.pool.connect();
+    try {
+      const withParams = await c.query(text, values);
+      const inlined = await c.query(inlineParams(text, values));
+      expect(inlined.rows).toEqual(withParams.rows);
+      expect(inlined.rows[0]).toMatchObject({ s: "it's a \\ back'slash", i: 42, b: false, n: null, sum: 17, ten: "tenth", j: { a: ["x", 1, null], "k'": "v" } });
+    } finally {
+      c.release();
+    }
+    expect(() => inlineParams("SELECT $2", ["one"])).toThrow(/no value for \$2/);
+    expect(() => inlineParams("SELECT $1", [Number.NaN])).toThrow(/finite/);
+    expect(() => inlineParams("SELECT $1", [Symbol("x")])).toThrow(/symbol/);
   });
 });

@@ -3,7 +3,7 @@ import { type Database, type QueryResult, repo, tenantStatements, type Tx, withS
 import { type Jobs, wakeKey } from "@bosun/jobs";
 
 import { type ContentBlock, completeWithRouting, type Message, type ModelProvider, type ModelResponse, RoutingError, type RouteAttempt, type ToolDef } from "@bosun/llm";
-import { deferAudits, sendWithNext } from "../audit";
+import { atCommitClient, deferAudits, sendWithNext } from "../audit";
 import { type ActualCall, type Reservation, type ReserveRequest, type SpendEngine, SpendRefused, spendEngine } from "../costs/spend";
 import { AppError } from "../errors";
 import { type GatewayExecutor, gatewayExecutor, gatewayToolsFor, type PreparedGatewayCall } from "../gateway/execute";
@@ -145,7 +145,7 @@ export function agentRuntime(deps: RuntimeDeps) {
   };
 
   const wakeAgent = (tx: Tx, tenantId: string, agentId: string, reason: "task" | "message" | "waitpoint" | "recheck" | "schedule") =>
-    deps.jobs.enqueue(tx, "agent.wake", { tenantId, agentId, reason }, { singletonKey: wakeKey(tenantId, agentId) });
+    deps.jobs.enqueue(atCommitClient(tx), "agent.wake", { tenantId, agentId, reason }, { singletonKey: wakeKey(tenantId, agentId) });
 
   async function wake(p: { tenantId: string; agentId: string }): Promise<WakeOutcome> {
     // Create the session if need be, then take its lease or mark it: one round trip.

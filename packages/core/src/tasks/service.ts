@@ -10,7 +10,7 @@ import { type Database, repo, type Tx, withSystem, withTenant } from "@bosun/db"
 import { type Jobs, wakeKey } from "@bosun/jobs";
 import { type Actor, agentActor, requireScope, systemActor } from "../actor";
 import { fieldIssues } from "../agents/descriptor";
-import { audit } from "../audit";
+import { atCommitClient, audit } from "../audit";
 import { AppError, conflict, forbidden, notFound, validation } from "../errors";
 import { type IdempotencyRequest, runCreate } from "../idempotency";
 import { newId } from "../ids";
@@ -95,7 +95,8 @@ function waker(jobs: Pick<Jobs, "enqueue">) {
     // In id order: two transactions waking the same agents meet pg-boss's singleton index
     // (one queued wake per agent) in the same order, so they cannot deadlock on it.
     for (const agentId of [...new Set(agentIds)].sort()) {
-      await jobs.enqueue(tx, "agent.wake", { tenantId, agentId, reason: "task" }, { singletonKey: wakeKey(tenantId, agentId) });
+      // With the COMMIT when the transaction defers its audit events (creates, the runtime).
+      await jobs.enqueue(atCommitClient(tx), "agent.wake", { tenantId, agentId, reason: "task" }, { singletonKey: wakeKey(tenantId, agentId) });
     }
   }
 
