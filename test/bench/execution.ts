@@ -157,11 +157,11 @@ try {
   profiling = false;
   if (statStatements) {
     const r = await database.pool.query(
-      `SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS q FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT 30`,
+      `SELECT calls, total_exec_time + total_plan_time AS total_exec_time, total_plan_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS q FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time + total_plan_time DESC LIMIT 30`,
     );
     const total = r.rows.reduce((n, x) => n + Number(x.total_exec_time), 0);
     console.log(`\nserver execution time: ${(total / TASKS).toFixed(2)} ms per task (top 30 statements)`);
-    for (const x of r.rows) console.log(`${(Number(x.total_exec_time) / TASKS).toFixed(3).padStart(7)} ms/task ${(Number(x.calls) / TASKS).toFixed(2).padStart(6)}/task  ${x.q}`);
+    for (const x of r.rows) console.log(`${(Number(x.total_exec_time) / TASKS).toFixed(3).padStart(7)} ms/task (plan ${(Number(x.total_plan_time) / TASKS).toFixed(3)}) ${(Number(x.calls) / TASKS).toFixed(2).padStart(6)}/task  ${x.q}`);
   }
   if (PROFILE) {
     const rows = [...profile].sort((a, b) => b[1].n - a[1].n);

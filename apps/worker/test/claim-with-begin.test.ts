@@ -4,7 +4,7 @@
  * task that gains an unfinished dependency between the lock and the claim.
  */
 import { agentRuntime, createServices, type DomainServices, providerCache, systemActor } from "@bosun/core";
-import { repo, withTenant } from "@bosun/db";
+import { inlinePrepared, queryBatch, repo, withTenant } from "@bosun/db";
 import { createJobs, type Jobs } from "@bosun/jobs";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -32,7 +32,7 @@ async function claimStatements(client: pg.PoolClient, runId: string) {
     run: { id: runId, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", limits: { maxSteps: 5, maxTokens: 1000, maxWallMs: 60_000 } },
   });
   const results: pg.QueryResult[] = [];
-  for (const s of stmts) results.push(await client.query(s));
+  for (const s of stmts) results.push(await client.query(inlinePrepared(s)));
   return results;
 }
 
@@ -87,11 +87,13 @@ describe("the claim sent with the BEGIN", () => {
     }
     expect(outcome).toEqual({ outcome: "ran", runs: 2 });
     // The claim went with the BEGIN and the fence; the per-row claim queries were not sent.
-    expect(seen.filter((s) => s.startsWith("BEGIN") && s.includes("set_config('bosun.claim'"))).toHaveLength(3);
+    // (Prepared once on the connection, then EXECUTEd: the PREPARE goes ahead of the BEGIN.)
+    const begins = seen.filter((s) => /^(PREPARE [^;]*;\n)*BEGIN/.test(s) || s.startsWith("PREPARE"));
+    expect(begins.filter((s) => s.includes("EXECUTE bosun_b_claim_lock(") && s.includes("EXECUTE bosun_b_claim_start("))).toHaveLength(3);
     expect(seen.filter((s) => /skip locked/i.test(s) && /from "tasks"/i.test(s))).toEqual([]);
     // The first call's prompt layers were read in that round trip too, after the claim.
     expect(seen.filter((s) => s === "bosun_memory_prompt_reads")).toEqual([]);
-    expect(seen.filter((s) => s.startsWith("BEGIN") && s.indexOf("AS proposals") > s.indexOf("set_config('bosun.claim'"))).toHaveLength(3);
+    expect(begins.filter((s) => s.indexOf("EXECUTE bosun_b_memory_prompt_reads_if_claim_locked(") > s.indexOf("EXECUTE bosun_b_claim_start("))).toHaveLength(3);
     // complete_task: its savepoint went with the task's lock, and with no task depending on
     // this one, no lookup of dependents was made.
     expect(seen.filter((s) => /^SAVEPOINT \w+$/.test(s))).toEqual([]);
@@ -185,11 +187,12 @@ describe("the claim sent with the BEGIN", () => {
       run: { id: "run_dep_000000000000000000000", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", limits: { maxSteps: 5, maxTokens: 1000, maxWallMs: 60_000 } },
     });
     const results = await inTenantTx(async (c) => {
-      const lock = await c.query(stmts[0]!);
+      const lock = await c.query(inlinePrepared(stmts[0]!));
       // Another transaction adds a dependency to the locked task and commits (a row lock of
       // NO KEY UPDATE strength does not stop the key-share lock the insert takes).
       await q(`INSERT INTO task_dependencies (tenant_id, task_id, depends_on_id) VALUES ($1, $2, $3)`, [tenantId, first.id, blocker.id]);
-      return [lock, await c.query(stmts[1]!), await c.query(stmts[2]!)];
+      // (And these two as the runtime sends them: prepared, one round trip.)
+      return [lock, ...(await queryBatch(c, stmts.slice(1)))];
     });
     expect(repo.runtime.claimedRun(results)).toEqual({ locked: first.id, task: null, run: null });
 

@@ -97,7 +97,7 @@ describe("the prompt's reads", () => {
     }));
     expect(combined).toEqual(separate);
     // The same read as a statement sent with a BEGIN (escaped literals), and gated off.
-    const [literal, gated] = await tenantStatements(db.database, tenantId, [contextDataRead({ ...ids, withContext: true }), contextDataRead({ ...ids, withContext: true }, "false")]);
+    const [literal, gated] = await tenantStatements(db.database, tenantId, [contextDataRead({ ...ids, withContext: true }), contextDataRead({ ...ids, withContext: true }, { name: "never", sql: "false" })]);
     expect(contextDataFrom(literal!)).toEqual(combined);
     expect(gated!.rows).toEqual([]);
     // The layers hold what the fixture put there (so the comparison above compared something).

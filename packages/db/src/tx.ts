@@ -15,7 +15,8 @@ const TENANT_ID = /^ten_[0-9a-z]{26}$/;
  * checked against the id format first, which is what makes inlining it safe.
  */
 export async function withTenant<T>(database: Database, tenantId: string, fn: (tx: Tx) => Promise<T>, opts: TenantTxOptions = {}): Promise<T> {
-  return run(database, tenantBegin(tenantId) + (opts.with ? `;\n${opts.with.sql}` : ""), fn, opts.with?.check);
+  const statements = opts.with ? (typeof opts.with.sql === "string" ? [opts.with.sql] : opts.with.sql) : [];
+  return run(database, tenantBegin(tenantId), statements, fn, opts.with?.check);
 }
 
 export interface TenantTxOptions {
@@ -25,7 +26,68 @@ export interface TenantTxOptions {
    * before `fn` runs, and may throw to roll the transaction back. For the statement every
    * transaction of a kind starts with (the runtime's lease fence): one round trip less each.
    */
-  with?: { sql: string; check: (results: pg.QueryResult[]) => void };
+  with?: { sql: string | BatchStatement[]; check: (results: pg.QueryResult[]) => void };
+}
+
+/**
+ * A statement for a simple-protocol batch (with a BEGIN, or tenantStatements) that is
+ * prepared once per connection (`PREPARE name AS text`, in the first batch that needs it)
+ * and then run as `EXECUTE name(args)`: its plan is made once, as a named statement's is,
+ * instead of for every batch (planning the runtime's batched statements cost more server
+ * time than running them). `args`: escaped SQL literals, for `$1`, `$2`, ... in order.
+ * Names share the connection's namespace with node-postgres's named statements: keep
+ * them distinct (`bosun_b_...`).
+ */
+export interface PreparedStatement {
+  name: string;
+  text: string;
+  args: string[];
+}
+export type BatchStatement = string | PreparedStatement;
+
+export const prepared = (name: string, text: string, args: string[]): PreparedStatement => ({ name, text, args });
+
+/** A prepared statement's text with its arguments in place: for a path too rare to prepare. */
+export const inlinePrepared = (st: PreparedStatement): string =>
+  st.text.replace(/\$(\d+)/g, (_, n: string) => {
+    const arg = st.args[Number(n) - 1];
+    if (arg === undefined) throw new Error(`${st.name}: no argument for $${n}`);
+    return arg;
+  });
+
+/** What each connection has prepared (PREPARE lasts as long as the session, whatever its transaction does). */
+const preparedOn = new WeakMap<object, Set<string>>();
+
+/**
+ * `statements` as SQL for `client`: the PREPAREs it still needs first (their results come
+ * first too: `skip` of them), then each statement, EXECUTE for a prepared one. Call
+ * `done` once the batch has run, so the names count as prepared; a batch that failed with
+ * PREPAREs in it leaves the connection's state unknown: discard the connection.
+ */
+function renderBatch(client: object, statements: BatchStatement[]): { sql: string[]; skip: number; done: () => void } {
+  const have = preparedOn.get(client) ?? new Set<string>();
+  const prepares = new Map<string, string>();
+  const sql = statements.map((st) => {
+    if (typeof st === "string") return st;
+    if (!have.has(st.name) && !prepares.has(st.name)) prepares.set(st.name, `PREPARE ${st.name} AS ${st.text}`);
+    return `EXECUTE ${st.name}${st.args.length > 0 ? `(${st.args.join(", ")})` : ""}`;
+  });
+  return {
+    sql: [...prepares.values(), ...sql],
+    skip: prepares.size,
+    done: () => {
+      for (const name of prepares.keys()) have.add(name);
+      preparedOn.set(client, have);
+    },
+  };
+}
+
+/** Runs `statements` on `client` in one round trip; their results, in order (PREPAREs left out). */
+export async function queryBatch(client: pg.PoolClient, statements: BatchStatement[]): Promise<pg.QueryResult[]> {
+  const b = renderBatch(client, statements);
+  const r = (await client.query(b.sql.join(";\n"))) as unknown as pg.QueryResult | pg.QueryResult[];
+  b.done();
+  return (Array.isArray(r) ? r : [r]).slice(b.skip);
 }
 
 function tenantBegin(tenantId: string): string {
@@ -39,18 +101,22 @@ function tenantBegin(tenantId: string): string {
  * statement's result, in order. For a hot path's reads, or writes that need no decision
  * between them, that would otherwise cost a round trip each.
  */
-export async function tenantStatements(database: Database, tenantId: string, statements: string[]): Promise<pg.QueryResult[]> {
+export async function tenantStatements(database: Database, tenantId: string, statements: BatchStatement[]): Promise<pg.QueryResult[]> {
+  const begin = tenantBegin(tenantId);
   const client: pg.PoolClient = await database.pool.connect();
+  const b = renderBatch(client, statements);
   let broken = false;
   try {
-    const results = (await client.query(`${tenantBegin(tenantId)};\n${statements.join(";\n")};\nCOMMIT`)) as unknown as pg.QueryResult[];
-    // BEGIN, the settings, ..., COMMIT: the statements' results sit between them.
-    return results.slice(2, 2 + statements.length);
+    // The PREPAREs, BEGIN, the settings, ..., COMMIT: the statements' results sit between them.
+    const results = (await client.query([...b.sql.slice(0, b.skip), begin, ...b.sql.slice(b.skip), "COMMIT"].join(";\n"))) as unknown as pg.QueryResult[];
+    b.done();
+    return results.slice(b.skip + 2, b.skip + 2 + statements.length);
   } catch (err) {
     // A failed statement leaves the transaction aborted: end it before the client goes back.
     await client.query("ROLLBACK").catch(() => {
       broken = true;
     });
+    if (b.skip > 0) broken = true;
     throw err;
   } finally {
     client.release(broken);
@@ -62,7 +128,7 @@ export async function tenantStatements(database: Database, tenantId: string, sta
  * work: authentication lookups, signup, bootstrap, sweepers.
  */
 export async function withSystem<T>(database: Database, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  return run(database, "BEGIN", fn);
+  return run(database, "BEGIN", [], fn);
 }
 
 /** A statement to send with the COMMIT, in one round trip (see commitWith), by connection. */
@@ -86,13 +152,25 @@ export function takeCommitPrelude(tx: Tx): string | undefined {
   return prelude;
 }
 
-async function run<T>(database: Database, begin: string, fn: (tx: Tx) => Promise<T>, check?: (results: pg.QueryResult[]) => void): Promise<T> {
+async function run<T>(database: Database, begin: string, statements: BatchStatement[], fn: (tx: Tx) => Promise<T>, check?: (results: pg.QueryResult[]) => void): Promise<T> {
   const client: pg.PoolClient = await database.pool.connect();
   let broken = false;
   try {
-    const begun = (await client.query(begin)) as unknown as pg.QueryResult[];
-    // With statements after BEGIN and the settings: theirs are the results from the third on.
-    check?.(begun.slice(2));
+    if (statements.length === 0) await client.query(begin);
+    else {
+      // The PREPAREs the statements need, BEGIN and its settings, the statements: one round
+      // trip; theirs are the results after BEGIN's two.
+      const b = renderBatch(client, statements);
+      let begun: pg.QueryResult[];
+      try {
+        begun = (await client.query([...b.sql.slice(0, b.skip), begin, ...b.sql.slice(b.skip)].join(";\n"))) as unknown as pg.QueryResult[];
+      } catch (err) {
+        if (b.skip > 0) broken = true;
+        throw err;
+      }
+      b.done();
+      check?.(begun.slice(b.skip + 2));
+    }
     const result = await fn(bindClient(client));
     const prelude = preludes.get(client);
     preludes.delete(client);

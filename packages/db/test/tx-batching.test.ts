@@ -1,4 +1,4 @@
-import { inlineParams, repo, tenantStatements, withTenant } from "@bosun/db";
+import { createDatabase, inlineParams, inlinePrepared, prepared, repo, tenantStatements, withTenant } from "@bosun/db";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
@@ -108,5 +108,50 @@ describe("inlineParams", () => {
     expect(() => inlineParams("SELECT $2", ["one"])).toThrow(/no value for \$2/);
     expect(() => inlineParams("SELECT $1", [Number.NaN])).toThrow(/finite/);
     expect(() => inlineParams("SELECT $1", [Symbol("x")])).toThrow(/symbol/);
+  });
+});
+
+describe("prepared statements in batches", () => {
+  let db: TestDb;
+  const T = "ten_0000000000cccccccccccccccc";
+  beforeAll(async () => {
+    db = await createTestDb();
+    await db.database.pool.query(`INSERT INTO tenants (id, name) VALUES ($1, 'C')`, [T]);
+  });
+  afterAll(() => db.drop());
+
+  it("are prepared once per connection, then executed; their results come back in order without the PREPARE's", async () => {
+    const one = createDatabase(db.url, { max: 1 });
+    const sent: string[] = [];
+    const original = pg.Client.prototype.query;
+    (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+      if (typeof args[0] === "string") sent.push(args[0]);
+      return (original as unknown as (...a: unknown[]) => unknown).apply(this, args);
+    };
+    try {
+      const st = (n: number) => prepared("bosun_b_test_add", "SELECT $1::int + $2::int AS n, current_setting('bosun.tenant_id') AS t", [`'${n}'`, "'1'"]);
+      for (let i = 0; i < 3; i++) {
+        const [a, plain, b] = await tenantStatements(one, T, [st(i), "SELECT 'plain' AS p", st(10 + i)]);
+        expect([a!.rows[0], plain!.rows[0], b!.rows[0]]).toEqual([{ n: i + 1, t: T }, { p: "plain" }, { n: 11 + i, t: T }]);
+      }
+      const got = await withTenant(one, T, async () => "body ran", {
+        with: { sql: [st(41)], check: ([r]) => expect(r!.rows[0]).toEqual({ n: 42, t: T }) },
+      });
+      expect(got).toBe("body ran");
+      expect(sent.filter((s) => s.includes("PREPARE bosun_b_test_add AS"))).toHaveLength(1);
+      expect(sent.filter((s) => s.includes("EXECUTE bosun_b_test_add('2', '1')"))).toHaveLength(1);
+
+      // A batch that fails after its PREPARE discards its connection: the next one prepares anew.
+      const bad = prepared("bosun_b_test_bad", "SELECT 1 / $1::int AS n", ["'0'"]);
+      await expect(tenantStatements(one, T, [bad])).rejects.toThrow(/division by zero/);
+      const [ok] = await tenantStatements(one, T, [prepared("bosun_b_test_bad", "SELECT 1 / $1::int AS n", ["'1'"])]);
+      expect(ok!.rows).toEqual([{ n: 1 }]);
+      expect(sent.filter((s) => s.includes("PREPARE bosun_b_test_bad AS"))).toHaveLength(2);
+      // The text with its arguments in place, for rare paths.
+      expect(inlinePrepared(st(5))).toBe("SELECT '5'::int + '1'::int AS n, current_setting('bosun.tenant_id') AS t");
+    } finally {
+      pg.Client.prototype.query = original;
+      await one.close();
+    }
   });
 });

@@ -38,7 +38,8 @@ export async function loadContextData(tx: Tx, p: { tenantId: string; agentId: st
  * loadContextData as a statement (escaped literals), for a batch sent with a BEGIN;
  * `contextDataFrom` reads its result. `onlyIf`: an SQL condition that gates the read.
  */
-export const contextDataRead = (p: { tenantId: string; agentId: string; withContext: boolean }, onlyIf?: string) => mem.promptReadsRead(readsOf(p), onlyIf);
+export const contextDataRead = (p: { tenantId: string; agentId: string; withContext: boolean }, onlyIf?: { name: string; sql: string }) =>
+  mem.promptReadsRead(readsOf(p), onlyIf);
 export const contextDataFrom = (r: QueryResult): ContextData => mem.promptReadsFrom(r);
 
 const readsOf = (p: { tenantId: string; agentId: string; withContext: boolean }) => ({

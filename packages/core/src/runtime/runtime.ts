@@ -1,5 +1,5 @@
 import type { AgentDescriptor } from "@bosun/contracts";
-import { type Database, type QueryResult, repo, tenantStatements, type Tx, withSystem, withTenant } from "@bosun/db";
+import { type BatchStatement, type Database, type QueryResult, repo, tenantStatements, type Tx, withSystem, withTenant } from "@bosun/db";
 import { type Jobs, wakeKey } from "@bosun/jobs";
 
 import { type ContentBlock, completeWithRouting, type Message, type ModelProvider, type ModelResponse, RoutingError, type RouteAttempt, type ToolDef } from "@bosun/llm";
@@ -130,12 +130,12 @@ export function agentRuntime(deps: RuntimeDeps) {
   // Every write of a run: the fence travels with the BEGIN (one round trip less per write),
   // and so do `reads` (statements with escaped literals), whose results fn gets. Audit
   // events are inserted at the end, with the COMMIT (deferAudits); the sealer chains them.
-  const fenced = <T>(f: Fence, fn: (tx: Tx, read: QueryResult[]) => Promise<T>, reads: string[] = []) => {
+  const fenced = <T>(f: Fence, fn: (tx: Tx, read: QueryResult[]) => Promise<T>, reads: BatchStatement[] = []) => {
     const fence = rt.fenceWith(f, ttl);
     let read: QueryResult[] = [];
     return withTenant(deps.database, f.tenantId, (tx) => deferAudits(tx, () => fn(tx, read)), {
       with: {
-        sql: [fence.sql, ...reads].join(";\n"),
+        sql: [...fence.sql, ...reads],
         check: (results) => {
           fence.check(results);
           read = results.slice(1);
@@ -188,7 +188,7 @@ export function agentRuntime(deps: RuntimeDeps) {
       },
       {
         with: {
-          sql: `${rt.releaseLeaseStatement(f)};\n${rt.hasWorkStatement(f.tenantId, f.agentId)}`,
+          sql: [rt.releaseLeaseStatement(f), rt.hasWorkStatement(f.tenantId, f.agentId)],
           check: ([release, work]) => {
             const r = rt.released(release);
             again = r.released && (r.wakeRequested || stopping || work?.rows[0]?.work === true);

@@ -1,6 +1,7 @@
 import pg from "pg";
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import type { Db } from "../client";
+import { prepared } from "../tx";
 import { agentRevisions, agents } from "../schema/index";
 
 export type AgentRow = typeof agents.$inferSelect;
@@ -29,9 +30,9 @@ export async function getAgentById(db: Db, { tenantId, agentId }: { tenantId: st
 const AGENT_COLUMNS = `tenant_id AS "tenantId", id, name, owner, status, revision, spec_hash AS "specHash", descriptor,
   next_wake_at AS "nextWakeAt", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
-/** getAgentById as a statement (escaped literals), for a batch sent in one round trip. */
+/** getAgentById as a prepared statement, for a batch sent in one round trip. */
 export const agentByIdRead = (tenantId: string, agentId: string) =>
-  `SELECT ${AGENT_COLUMNS} FROM agents WHERE tenant_id = ${pg.escapeLiteral(tenantId)} AND id = ${pg.escapeLiteral(agentId)}`;
+  prepared("bosun_b_agent_by_id", `SELECT ${AGENT_COLUMNS} FROM agents WHERE tenant_id = $1 AND id = $2`, [pg.escapeLiteral(tenantId), pg.escapeLiteral(agentId)]);
 
 /**
  * Agents ordered by name, after the cursor's name. The busiest read of the API, so it is

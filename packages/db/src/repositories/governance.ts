@@ -1,5 +1,6 @@
 import pg from "pg";
 import type { Db } from "../client";
+import { prepared } from "../tx";
 
 /**
  * Policies, the approval gate (approval waitpoints) and the human inbox. Approvals are
@@ -51,7 +52,11 @@ export async function listPolicies(
  * statement (escaped literals) sent with the tool call's BEGIN.
  */
 export const policiesForAgentRead = (tenantId: string, agentId: string) =>
-  `SELECT ${POLICY_COLUMNS} FROM ${POLICY_FROM} WHERE p.tenant_id = ${pg.escapeLiteral(tenantId)} AND (p.agent_id IS NULL OR p.agent_id = ${pg.escapeLiteral(agentId)}) ORDER BY p.priority, p.name`;
+  prepared(
+    "bosun_b_policies_for_agent",
+    `SELECT ${POLICY_COLUMNS} FROM ${POLICY_FROM} WHERE p.tenant_id = $1 AND (p.agent_id IS NULL OR p.agent_id = $2) ORDER BY p.priority, p.name`,
+    [pg.escapeLiteral(tenantId), pg.escapeLiteral(agentId)],
+  );
 
 export type PolicyWrite = Pick<
   PolicyRow,

@@ -1,5 +1,6 @@
 import pg from "pg";
 import type { Db } from "../client";
+import { type PreparedStatement, prepared } from "../tx";
 
 /**
  * Agent memory (working items, the archive) and messaging queries. Plain SQL: the
@@ -378,21 +379,17 @@ export async function promptReads(
 }
 
 /**
- * promptReads as a statement (escaped literals), to send with a transaction's BEGIN;
- * promptReadsFrom reads its result. `onlyIf`: an SQL condition; when false, no row (and
- * nothing read).
+ * promptReads as a prepared statement, to send with a transaction's BEGIN; promptReadsFrom
+ * reads its result. `onlyIf`: an SQL condition (named, for the statement's name); when
+ * false, no row (and nothing read).
  */
-export function promptReadsRead(p: PromptReadsParams, onlyIf?: string): string {
-  const n = (v: number) => String(Math.trunc(v));
-  return promptReadsSql([
-    pg.escapeLiteral(p.tenantId),
-    pg.escapeLiteral(p.agentId),
-    p.withContext ? "true" : "false",
-    n(p.unreadLimit),
-    n(p.threadDays),
-    n(p.threadLimit),
-    n(p.proposalLimit),
-  ]) + (onlyIf ? `\n     WHERE ${onlyIf}` : "");
+export function promptReadsRead(p: PromptReadsParams, onlyIf?: { name: string; sql: string }): PreparedStatement {
+  const n = (v: number) => `'${Math.trunc(v)}'`;
+  return prepared(
+    `bosun_b_memory_prompt_reads${onlyIf ? `_if_${onlyIf.name}` : ""}`,
+    promptReadsSql(["$1::text", "$2::text", "$3", "$4::int", "$5::int", "$6::int", "$7::int"]) + (onlyIf ? `\n     WHERE ${onlyIf.sql}` : ""),
+    [pg.escapeLiteral(p.tenantId), pg.escapeLiteral(p.agentId), p.withContext ? "true" : "false", n(p.unreadLimit), n(p.threadDays), n(p.threadLimit), n(p.proposalLimit)],
+  );
 }
 
 export const promptReadsFrom = (r: pg.QueryResult): PromptReads => promptReadsRow(r.rows[0] as PromptReadsRow);

@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { Db } from "../client";
-import type { TenantTxOptions } from "../tx";
+import { type BatchStatement, inlinePrepared, type PreparedStatement, prepared } from "../tx";
 import { claimableTaskExists, claimableWhere } from "./tasks";
 
 /**
@@ -34,19 +34,23 @@ export class LeaseLostError extends Error {
  * session on first use.) Escaped literals: sent in one round trip with tenantStatements;
  * `acquiredEpoch` reads the UPDATE's result.
  */
-export function acquireOrMarkStatements({ tenantId, agentId, owner, ttlSeconds }: { tenantId: string; agentId: string; owner: string; ttlSeconds: number }): string[] {
+export function acquireOrMarkStatements({ tenantId, agentId, owner, ttlSeconds }: { tenantId: string; agentId: string; owner: string; ttlSeconds: number }): PreparedStatement[] {
   const [t, a] = [pg.escapeLiteral(tenantId), pg.escapeLiteral(agentId)];
   return [
-    `INSERT INTO agent_sessions (tenant_id, agent_id) VALUES (${t}, ${a}) ON CONFLICT DO NOTHING`,
-    `UPDATE agent_sessions s SET
-        lease_owner      = CASE WHEN f.free THEN ${pg.escapeLiteral(owner)} ELSE s.lease_owner END,
+    prepared("bosun_b_session_ensure", "INSERT INTO agent_sessions (tenant_id, agent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", [t, a]),
+    prepared(
+      "bosun_b_session_acquire_or_mark",
+      `UPDATE agent_sessions s SET
+        lease_owner      = CASE WHEN f.free THEN $3::text ELSE s.lease_owner END,
         lease_epoch      = CASE WHEN f.free THEN s.lease_epoch + 1 ELSE s.lease_epoch END,
-        lease_expires_at = CASE WHEN f.free THEN now() + make_interval(secs => ${Number(ttlSeconds)}) ELSE s.lease_expires_at END,
+        lease_expires_at = CASE WHEN f.free THEN now() + make_interval(secs => $4::float8) ELSE s.lease_expires_at END,
         wake_requested_at = CASE WHEN f.free THEN NULL ELSE now() END
      FROM (SELECT tenant_id, agent_id, (lease_owner IS NULL OR lease_expires_at < now()) AS free
-           FROM agent_sessions WHERE tenant_id = ${t} AND agent_id = ${a} FOR UPDATE) f
+           FROM agent_sessions WHERE tenant_id = $1 AND agent_id = $2 FOR UPDATE) f
      WHERE s.tenant_id = f.tenant_id AND s.agent_id = f.agent_id
      RETURNING f.free AS acquired, s.lease_epoch`,
+      [t, a, pg.escapeLiteral(owner), `'${Number(ttlSeconds)}'`],
+    ),
   ];
 }
 
@@ -63,11 +67,17 @@ export function acquiredEpoch(r: pg.QueryResult | undefined): number | null {
  * with the transaction's BEGIN (withTenant's `with`): one round trip less for every write
  * of a run. The values are escaped literals.
  */
-export function fenceWith(f: Fence, ttlSeconds: number): NonNullable<TenantTxOptions["with"]> {
+export function fenceWith(f: Fence, ttlSeconds: number): { sql: BatchStatement[]; check: (results: pg.QueryResult[]) => void } {
   const lit = pg.escapeLiteral;
   return {
-    sql: `UPDATE agent_sessions SET lease_expires_at = greatest(lease_expires_at, now() + make_interval(secs => ${Number(ttlSeconds)}))
-     WHERE tenant_id = ${lit(f.tenantId)} AND agent_id = ${lit(f.agentId)} AND lease_owner = ${lit(f.owner)} AND lease_epoch = ${Math.trunc(f.epoch)}`,
+    sql: [
+      prepared(
+        "bosun_b_fence",
+        `UPDATE agent_sessions SET lease_expires_at = greatest(lease_expires_at, now() + make_interval(secs => $5::float8))
+         WHERE tenant_id = $1 AND agent_id = $2 AND lease_owner = $3 AND lease_epoch = $4::bigint`,
+        [lit(f.tenantId), lit(f.agentId), lit(f.owner), `'${Math.trunc(f.epoch)}'`, `'${Number(ttlSeconds)}'`],
+      ),
+    ],
     check: (results) => {
       if (results[0]?.rowCount !== 1) throw new LeaseLostError(f);
     },
@@ -78,35 +88,38 @@ export function fenceWith(f: Fence, ttlSeconds: number): NonNullable<TenantTxOpt
  * What a run's next turn is decided from, in one round trip: its step log, the run row (an
  * operator may have cancelled it) and its waitpoints, read as the tenant.
  */
-export function runStateReads({ tenantId, runId }: { tenantId: string; runId: string }): string[] {
-  const t = pg.escapeLiteral(tenantId);
-  const r = pg.escapeLiteral(runId);
+export function runStateReads({ tenantId, runId }: { tenantId: string; runId: string }): BatchStatement[] {
+  const args = [pg.escapeLiteral(tenantId), pg.escapeLiteral(runId)];
   return [
-    `SELECT ${STEP_COLUMNS} FROM steps WHERE tenant_id = ${t} AND run_id = ${r} ORDER BY seq`,
-    `SELECT ${RUN_COLUMNS} FROM runs WHERE tenant_id = ${t} AND id = ${r}`,
-    `SELECT ${WP_COLUMNS} FROM waitpoints WHERE tenant_id = ${t} AND run_id = ${r} ORDER BY created_at`,
+    prepared("bosun_b_run_steps", `SELECT ${STEP_COLUMNS} FROM steps WHERE tenant_id = $1 AND run_id = $2 ORDER BY seq`, args),
+    prepared("bosun_b_run", `SELECT ${RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND id = $2`, args),
+    prepared("bosun_b_run_waitpoints", `SELECT ${WP_COLUMNS} FROM waitpoints WHERE tenant_id = $1 AND run_id = $2 ORDER BY created_at`, args),
   ];
 }
 
 /** A run's status, as a statement (escaped literals) returning `status`. */
 export const runStatusRead = (tenantId: string, runId: string) =>
-  `SELECT status FROM runs WHERE tenant_id = ${pg.escapeLiteral(tenantId)} AND id = ${pg.escapeLiteral(runId)}`;
+  prepared("bosun_b_run_status", "SELECT status FROM runs WHERE tenant_id = $1 AND id = $2", [pg.escapeLiteral(tenantId), pg.escapeLiteral(runId)]);
 
 /** Releases the lease; returns whether something asked for the agent meanwhile. */
 export async function releaseLease(db: Db, f: Fence): Promise<{ released: boolean; wakeRequested: boolean }> {
-  return released(await db.$client.query(releaseLeaseStatement(f)));
+  return released(await db.$client.query(inlinePrepared(releaseLeaseStatement(f))));
 }
 
 /** releaseLease as a statement (escaped literals), to send with a transaction's BEGIN. */
-export function releaseLeaseStatement(f: Fence): string {
+export function releaseLeaseStatement(f: Fence): PreparedStatement {
   const lit = pg.escapeLiteral;
   // The locking subquery reads the newest version of the row (a plain subquery would read
   // the statement's snapshot and could miss a mark committed while we waited for the lock).
-  return `UPDATE agent_sessions s SET lease_owner = NULL, lease_expires_at = NULL, wake_requested_at = NULL, last_run_at = now()
+  return prepared(
+    "bosun_b_release_lease",
+    `UPDATE agent_sessions s SET lease_owner = NULL, lease_expires_at = NULL, wake_requested_at = NULL, last_run_at = now()
      FROM (SELECT tenant_id, agent_id, wake_requested_at FROM agent_sessions
-           WHERE tenant_id = ${lit(f.tenantId)} AND agent_id = ${lit(f.agentId)} AND lease_owner = ${lit(f.owner)} AND lease_epoch = ${Math.trunc(f.epoch)} FOR UPDATE) old
+           WHERE tenant_id = $1 AND agent_id = $2 AND lease_owner = $3 AND lease_epoch = $4::bigint FOR UPDATE) old
      WHERE s.tenant_id = old.tenant_id AND s.agent_id = old.agent_id
-     RETURNING old.wake_requested_at IS NOT NULL AS wake`;
+     RETURNING old.wake_requested_at IS NOT NULL AS wake`,
+    [lit(f.tenantId), lit(f.agentId), lit(f.owner), `'${Math.trunc(f.epoch)}'`],
+  );
 }
 
 export function released(r: pg.QueryResult | undefined): { released: boolean; wakeRequested: boolean } {
@@ -181,8 +194,11 @@ export async function listRuns(
 }
 
 /** The agent's oldest run to resume (running, or waiting with nothing pending), as a statement (escaped literals). */
-export function resumableRunRead(tenantId: string, agentId: string): string {
-  return `SELECT ${RUN_COLUMNS} FROM runs r WHERE ${resumableWhere(pg.escapeLiteral(tenantId), pg.escapeLiteral(agentId))} ORDER BY r.created_at LIMIT 1`;
+export function resumableRunRead(tenantId: string, agentId: string): PreparedStatement {
+  return prepared("bosun_b_resumable_run", `SELECT ${RUN_COLUMNS} FROM runs r WHERE ${resumableWhere("$1", "$2")} ORDER BY r.created_at LIMIT 1`, [
+    pg.escapeLiteral(tenantId),
+    pg.escapeLiteral(agentId),
+  ]);
 }
 
 const resumableWhere = (t: string, a: string) => `r.tenant_id = ${t} AND r.agent_id = ${a} AND r.trigger <> 'external' AND (
@@ -209,39 +225,47 @@ export function claimNextRunStatements(p: {
   leaseOwner: string;
   ttlSeconds: number;
   run: { id: string; traceparent: string; limits: RunRow["limits"] };
-}): string[] {
+}): PreparedStatement[] {
   const lit = pg.escapeLiteral;
-  const [t, a, o, r] = [lit(p.tenantId), lit(p.agentId), lit(p.leaseOwner), lit(p.run.id)];
+  const [t, a, r] = [lit(p.tenantId), lit(p.agentId), lit(p.run.id)];
   return [
-    `SELECT set_config('bosun.claim', coalesce((
-       SELECT t.id FROM tasks t
-       WHERE ${claimableWhere(t, a)}
-         AND EXISTS (SELECT 1 FROM agents ag WHERE ag.tenant_id = ${t} AND ag.id = ${a} AND ag.status = 'active')
-         AND NOT EXISTS (SELECT 1 FROM runs r WHERE ${resumableWhere(t, a)})
-       ORDER BY t.priority DESC, t.created_at, t.id
-       LIMIT 1 FOR NO KEY UPDATE OF t SKIP LOCKED), ''), true) AS locked`,
-    `WITH c AS (
-       UPDATE tasks t SET status = 'in_progress', claimed_by_agent_id = ${a}, lease_owner = ${o}, lease_epoch = t.lease_epoch + 1,
-              lease_expires_at = now() + make_interval(secs => ${Math.trunc(p.ttlSeconds)}), updated_at = now(), run_id = ${r}
-       WHERE t.tenant_id = ${t} AND t.id = current_setting('bosun.claim') AND t.status = 'queued'
-         AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks dt ON dt.tenant_id = d.tenant_id AND dt.id = d.depends_on_id
-                         WHERE d.tenant_id = t.tenant_id AND d.task_id = t.id AND dt.status <> 'done')
-       RETURNING t.id, t.title, t.body, t.status, t.claimed_by_agent_id, t.lease_epoch, t.lease_expires_at
-     ), run AS (
-       INSERT INTO runs (tenant_id, id, agent_id, task_id, parent_run_id, root_run_id, traceparent, trigger, status, limits, input, started_at)
-       SELECT ${t}, ${r}, ${a}, c.id, NULL, ${r}, ${lit(p.run.traceparent)}, 'task', 'running', ${lit(JSON.stringify(p.run.limits))}::jsonb,
-              jsonb_build_object('kind', 'task', 'text', regexp_replace('Task ' || c.id || ': ' || c.title || E'\\n\\n' || c.body, '\\s+$', ''),
-                                 'task', jsonb_build_object('id', c.id, 'epoch', c.lease_epoch, 'leaseOwner', ${o})),
-              now()
-       FROM c
-     )
-     SELECT c.id, c.title, c.status, c.claimed_by_agent_id AS "claimedByAgentId", c.lease_epoch::float8 AS "leaseEpoch", c.lease_expires_at AS "leaseExpiresAt" FROM c`,
-    `SELECT ${RUN_COLUMNS} FROM runs WHERE tenant_id = ${t} AND id = ${r} AND status = 'running'`,
+    prepared(
+      "bosun_b_claim_lock",
+      `SELECT set_config('bosun.claim', coalesce((
+         SELECT t.id FROM tasks t
+         WHERE ${claimableWhere("$1::text", "$2::text")}
+           AND EXISTS (SELECT 1 FROM agents ag WHERE ag.tenant_id = $1::text AND ag.id = $2::text AND ag.status = 'active')
+           AND NOT EXISTS (SELECT 1 FROM runs r WHERE ${resumableWhere("$1::text", "$2::text")})
+         ORDER BY t.priority DESC, t.created_at, t.id
+         LIMIT 1 FOR NO KEY UPDATE OF t SKIP LOCKED), ''), true) AS locked`,
+      [t, a],
+    ),
+    prepared(
+      "bosun_b_claim_start",
+      `WITH c AS (
+         UPDATE tasks t SET status = 'in_progress', claimed_by_agent_id = $2::text, lease_owner = $3::text, lease_epoch = t.lease_epoch + 1,
+                lease_expires_at = now() + make_interval(secs => $4::float8), updated_at = now(), run_id = $5::text
+         WHERE t.tenant_id = $1::text AND t.id = current_setting('bosun.claim') AND t.status = 'queued'
+           AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks dt ON dt.tenant_id = d.tenant_id AND dt.id = d.depends_on_id
+                           WHERE d.tenant_id = t.tenant_id AND d.task_id = t.id AND dt.status <> 'done')
+         RETURNING t.id, t.title, t.body, t.status, t.claimed_by_agent_id, t.lease_epoch, t.lease_expires_at
+       ), run AS (
+         INSERT INTO runs (tenant_id, id, agent_id, task_id, parent_run_id, root_run_id, traceparent, trigger, status, limits, input, started_at)
+         SELECT $1::text, $5::text, $2::text, c.id, NULL, $5::text, $6::text, 'task', 'running', $7::jsonb,
+                jsonb_build_object('kind', 'task', 'text', regexp_replace('Task ' || c.id || ': ' || c.title || E'\\n\\n' || c.body, '\\s+$', ''),
+                                   'task', jsonb_build_object('id', c.id, 'epoch', c.lease_epoch, 'leaseOwner', $3::text)),
+                now()
+         FROM c
+       )
+       SELECT c.id, c.title, c.status, c.claimed_by_agent_id AS "claimedByAgentId", c.lease_epoch::float8 AS "leaseEpoch", c.lease_expires_at AS "leaseExpiresAt" FROM c`,
+      [t, a, lit(p.leaseOwner), `'${Math.trunc(p.ttlSeconds)}'`, r, lit(p.run.traceparent), lit(JSON.stringify(p.run.limits))],
+    ),
+    prepared("bosun_b_claimed_run", `SELECT ${RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND id = $2 AND status = 'running'`, [t, r]),
   ];
 }
 
 /** SQL: true after claimNextRunStatements, in the same transaction, when it locked a task. */
-export const CLAIM_LOCKED = "current_setting('bosun.claim', true) <> ''";
+export const CLAIM_LOCKED = { name: "claim_locked", sql: "current_setting('bosun.claim', true) <> ''" };
 
 /** What the task the runtime claimed with claimNextRunStatements looks like afterwards. */
 export interface ClaimedTaskRow {
@@ -490,13 +514,13 @@ export async function expiredSessions(db: Db, limit: number): Promise<{ tenantId
 }
 
 /** Whether the agent has anything to do, as a statement (escaped literals) returning `work`. */
-export function hasWorkStatement(tenantId: string, agentId: string): string {
-  const [t, a] = [pg.escapeLiteral(tenantId), pg.escapeLiteral(agentId)];
+export function hasWorkStatement(tenantId: string, agentId: string): PreparedStatement {
+  const [t, a] = ["$1", "$2"];
   // A paused or retired agent has no work, whatever waits for it: otherwise its queued
   // tasks would wake it, it would find it may not run, and wake itself again, forever.
-  return `SELECT (SELECT status FROM agents WHERE tenant_id = ${t} AND id = ${a}) = 'active' AND (
+  return prepared("bosun_b_has_work", `SELECT (SELECT status FROM agents WHERE tenant_id = ${t} AND id = ${a}) = 'active' AND (
              EXISTS (SELECT 1 FROM messages WHERE tenant_id = ${t} AND to_agent_id = ${a} AND read_at IS NULL)
            OR EXISTS (SELECT 1 FROM runs r WHERE r.tenant_id = ${t} AND r.agent_id = ${a} AND (r.status = 'running' OR (r.status = 'waiting'
                 AND NOT EXISTS (SELECT 1 FROM waitpoints w WHERE w.tenant_id = r.tenant_id AND w.run_id = r.id AND w.status = 'pending'))))
-           OR ${claimableTaskExists(t, a)}) AS work`;
+           OR ${claimableTaskExists(t, a)}) AS work`, [pg.escapeLiteral(tenantId), pg.escapeLiteral(agentId)]);
 }
