@@ -97,7 +97,7 @@ describe("the claim sent with the BEGIN", () => {
     // complete_task: its savepoint went with the task's lock, and with no task depending on
     // this one, no lookup of dependents was made.
     expect(seen.filter((s) => /^SAVEPOINT \w+$/.test(s))).toEqual([]);
-    expect(seen.filter((s) => s.startsWith("SAVEPOINT tool_in_turn;\nSELECT") && s.includes("FOR NO KEY UPDATE"))).toHaveLength(2);
+    expect(seen.filter((s) => s.startsWith("SAVEPOINT tool_in_turn;\n") && s.includes("EXECUTE bosun_b_task_for_write("))).toHaveLength(2);
     expect(seen.filter((s) => /from "task_dependencies"/i.test(s))).toEqual([]);
 
     const [h] = await q<{ status: string; lease_epoch: string; run_id: string }>(`SELECT status, lease_epoch, run_id FROM tasks WHERE id = $1`, [high.id]);

@@ -1,4 +1,5 @@
-import { commitWith, type Db, inlineParams, repo, type Tx } from "@bosun/db";
+import { createHash } from "node:crypto";
+import { type BatchStatement, commitWith, type Db, inlinePrepared, literalOf, prepared, repo, type Tx } from "@bosun/db";
 import { type Actor, auditActor } from "./actor";
 import { newId } from "./ids";
 
@@ -27,7 +28,7 @@ export async function audit(tx: Db, actor: Actor, entry: AuditEntry, requestId?:
  */
 interface Held {
   inputs: repo.AuditInput[];
-  writes: string[];
+  writes: BatchStatement[];
   /** Statements to send ahead of the transaction's next one (sendWithNext). */
   withNext: string[];
   marks: Map<string, { inputs: number; writes: number }>;
@@ -98,7 +99,7 @@ export async function deferAudits<T>(tx: Db, fn: () => Promise<T>): Promise<T> {
   // Sent with the COMMIT: no round trip of its own.
   // (The events first: appendAudits runs anything queued for the COMMIT before its own.)
   await repo.appendAudits(tx, held.inputs, { atCommit: true });
-  if (held.writes.length > 0) commitWith(tx as Tx, held.writes.join(";\n"));
+  for (const w of held.writes) commitWith(tx as Tx, w);
   return result;
 }
 
@@ -113,7 +114,9 @@ export function atCommitClient(tx: Db): { $client: { query(text: string, values?
     $client: {
       query: async (text: string, values?: unknown[]) => {
         if (!deferred.has(tx.$client)) return (await tx.$client.query(text, values)) as unknown as { rows: never[] };
-        await deferWrite(tx, inlineParams(text, values));
+        // Prepared (its plan made once per connection), named by its text: pg-boss's SQL
+        // differs by queue.
+        await deferWrite(tx, prepared(`bosun_b_job_${createHash("sha1").update(text).digest("hex").slice(0, 16)}`, text, (values ?? []).map((v) => literalOf(v))));
         return { rows: [] };
       },
     },
@@ -142,8 +145,8 @@ export async function sendWithNext(tx: Db, sql: string): Promise<void> {
  * events (a rollback to a savepoint taken before it drops it, as it would the row);
  * elsewhere it runs now. `sql` carries escaped literals.
  */
-export async function deferWrite(tx: Db, sql: string): Promise<void> {
+export async function deferWrite(tx: Db, sql: BatchStatement): Promise<void> {
   const held = deferred.get(tx.$client);
   if (held) held.writes.push(sql);
-  else await tx.$client.query(sql);
+  else await tx.$client.query(typeof sql === "string" ? sql : inlinePrepared(sql));
 }

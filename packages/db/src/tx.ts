@@ -131,8 +131,8 @@ export async function withSystem<T>(database: Database, fn: (tx: Tx) => Promise<
   return run(database, "BEGIN", [], fn);
 }
 
-/** A statement to send with the COMMIT, in one round trip (see commitWith), by connection. */
-const preludes = new WeakMap<object, string>();
+/** Statements to send with the COMMIT, in one round trip (see commitWith), by connection. */
+const preludes = new WeakMap<object, BatchStatement[]>();
 
 /**
  * Sends `sql` (no parameters: literals escaped by the caller) together with this
@@ -140,13 +140,14 @@ const preludes = new WeakMap<object, string>();
  * For writes that need nothing back and can go last (the transaction's audit events):
  * one round trip less. Only for transactions run by withTenant / withSystem.
  */
-export function commitWith(tx: Tx, sql: string): void {
+export function commitWith(tx: Tx, sql: BatchStatement): void {
   const prev = preludes.get(tx.$client);
-  preludes.set(tx.$client, prev ? `${prev};\n${sql}` : sql);
+  if (prev) prev.push(sql);
+  else preludes.set(tx.$client, [sql]);
 }
 
 /** Takes back what commitWith queued (to run it now, before work that must come after it). */
-export function takeCommitPrelude(tx: Tx): string | undefined {
+export function takeCommitPrelude(tx: Tx): BatchStatement[] | undefined {
   const prelude = preludes.get(tx.$client);
   preludes.delete(tx.$client);
   return prelude;
@@ -174,8 +175,16 @@ async function run<T>(database: Database, begin: string, statements: BatchStatem
     const result = await fn(bindClient(client));
     const prelude = preludes.get(client);
     preludes.delete(client);
-    // A failing prelude aborts the transaction before the COMMIT runs: the catch rolls back.
-    await client.query(prelude ? `${prelude};\nCOMMIT` : "COMMIT");
+    // A failing prelude aborts the transaction before the COMMIT runs: the catch rolls back
+    // (and a connection that was preparing statements is discarded).
+    if (prelude) {
+      try {
+        await queryBatch(client, [...prelude, "COMMIT"]);
+      } catch (err) {
+        broken = true;
+        throw err;
+      }
+    } else await client.query("COMMIT");
     return result;
   } catch (err) {
     preludes.delete(client);
@@ -200,16 +209,20 @@ export function inlineParams(text: string, values: readonly unknown[] = []): str
   return text.replace(/\$(\d+)/g, (_, n: string) => {
     const i = Number(n) - 1;
     if (i < 0 || i >= values.length) throw new Error(`inlineParams: no value for $${n}`);
-    const v = values[i];
-    if (v === null || v === undefined) return "NULL";
-    if (typeof v === "number") {
-      if (!Number.isFinite(v)) throw new Error(`inlineParams: $${n} is not a finite number`);
-      return `'${v}'`;
-    }
-    if (typeof v === "boolean") return v ? "'true'" : "'false'";
-    if (typeof v === "string") return escapeLiteral(v);
-    if (v instanceof Date) return escapeLiteral(v.toISOString());
-    if (typeof v === "object") return escapeLiteral(JSON.stringify(v));
-    throw new Error(`inlineParams: $${n} is a ${typeof v}`);
+    return literalOf(values[i], `$${n}`);
   });
+}
+
+/** A parameter value as an escaped SQL literal (see inlineParams for the kinds of value). */
+export function literalOf(v: unknown, what = "value"): string {
+  if (v === null || v === undefined) return "NULL";
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) throw new Error(`inlineParams: ${what} is not a finite number`);
+    return `'${v}'`;
+  }
+  if (typeof v === "boolean") return v ? "'true'" : "'false'";
+  if (typeof v === "string") return escapeLiteral(v);
+  if (v instanceof Date) return escapeLiteral(v.toISOString());
+  if (typeof v === "object") return escapeLiteral(JSON.stringify(v));
+  throw new Error(`inlineParams: ${what} is a ${typeof v}`);
 }

@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
+import type pg from "pg";
 import { and, asc, desc, eq, isNotNull, isNull, sql } from "drizzle-orm";
 import type { Database, Db, Tx } from "../client";
 import { AUDIT_POS_BLOCK, auditEvents, auditHeads } from "../schema/index";
-import { commitWith, takeCommitPrelude, withSystem } from "../tx";
+import { commitWith, prepared, queryBatch, takeCommitPrelude, withSystem } from "../tx";
 
 /**
  * An audit event. `seq`, `prevHash` and `hash` are null until the sealer chains it; rows
@@ -67,6 +68,9 @@ export function auditHash(prevHash: string, e: AuditHashed): string {
  * steps by AUDIT_POS_BLOCK), its rows numbered from it, so they stay adjacent in the chain.
  * `json` is a parameter reference or an escaped literal.
  */
+/** The unsealed INSERT as a prepared statement (its plan made once per connection), for the COMMIT's batch. */
+const insertUnsealedPrepared = (json: string) => prepared("bosun_b_audit_insert", insertUnsealed("$1"), [json]);
+
 const insertUnsealed = (json: string) =>
   `WITH b AS MATERIALIZED (SELECT nextval('audit_events_pos_seq') AS base)
    INSERT INTO audit_events (tenant_id, id, actor_type, actor_id, action, target_type, target_id, before, after, request_id, pos)
@@ -93,7 +97,7 @@ function unsealedRow(input: AuditInput) {
 /** Writes what commitWith queued first: audit events keep their order in the transaction. */
 async function flushQueued(db: Db) {
   const queued = takeCommitPrelude(db as unknown as Tx);
-  if (queued) await db.$client.query(queued);
+  if (queued) await queryBatch(db.$client as pg.PoolClient, queued);
 }
 
 /**
@@ -136,7 +140,7 @@ export async function appendAudits(db: Db, inputs: AuditInput[], opts: { atCommi
     if (opts.atCommit) {
       // No parameters with the COMMIT: the JSON is an escaped literal.
       const client = db.$client as unknown as { escapeLiteral(s: string): string };
-      commitWith(db as unknown as Tx, insertUnsealed(client.escapeLiteral(json)));
+      commitWith(db as unknown as Tx, insertUnsealedPrepared(client.escapeLiteral(json)));
     } else {
       await db.$client.query(insertUnsealed("$1"), [json]);
     }

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, inArray, lt, notInArray, type SQL, sql } from "drizzle-orm";
 import pg from "pg";
 import type { Db } from "../client";
+import { prepared, queryBatch } from "../tx";
 import { agents, taskDependencies, tasks } from "../schema/index";
 
 export type TaskRow = typeof tasks.$inferSelect;
@@ -63,16 +64,19 @@ const TASK_COLUMNS = `tenant_id AS "tenantId", id, title, body, priority, status
 /**
  * A lease holder's task, locked for its write (NO KEY UPDATE, as getTask's forUpdate), and
  * whether any task depends on it (none: a completion need not look for tasks it
- * unblocks). A simple query with escaped literals, so that a statement queued to go ahead
- * of it (the tool's savepoint) shares its round trip.
+ * unblocks). Prepared and sent as a simple query (EXECUTE), so that a statement queued to go
+ * ahead of it (the tool's savepoint) shares its round trip.
  */
 export async function lockTaskForWrite(db: Db, { tenantId, taskId }: { tenantId: string; taskId: string }): Promise<(TaskRow & { hasDependents: boolean }) | undefined> {
-  const [t, id] = [pg.escapeLiteral(tenantId), pg.escapeLiteral(taskId)];
-  const { rows } = await db.$client.query<TaskRow & { hasDependents: boolean }>(
-    `SELECT ${TASK_COLUMNS}, EXISTS (SELECT 1 FROM task_dependencies d WHERE d.tenant_id = ${t} AND d.depends_on_id = ${id}) AS "hasDependents"
-     FROM tasks WHERE tenant_id = ${t} AND id = ${id} FOR NO KEY UPDATE`,
-  );
-  return rows[0];
+  const [r] = await queryBatch(db.$client as pg.PoolClient, [
+    prepared(
+      "bosun_b_task_for_write",
+      `SELECT ${TASK_COLUMNS}, EXISTS (SELECT 1 FROM task_dependencies d WHERE d.tenant_id = $1 AND d.depends_on_id = $2) AS "hasDependents"
+       FROM tasks WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE`,
+      [pg.escapeLiteral(tenantId), pg.escapeLiteral(taskId)],
+    ),
+  ]);
+  return r!.rows[0] as (TaskRow & { hasDependents: boolean }) | undefined;
 }
 
 export async function getTask(
