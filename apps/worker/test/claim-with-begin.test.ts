@@ -90,6 +90,9 @@ describe("the claim sent with the BEGIN", () => {
     // (Prepared once on the connection, then EXECUTEd: the PREPARE goes ahead of the BEGIN.)
     const begins = seen.filter((s) => /^(PREPARE [^;]*;\n)*BEGIN/.test(s) || s.startsWith("PREPARE"));
     expect(begins.filter((s) => s.includes("EXECUTE bosun_b_claim_lock(") && s.includes("EXECUTE bosun_b_claim_start("))).toHaveLength(3);
+    // Its commit does not wait for the WAL flush (see nextRun): the step's commit, which does, flushes it first.
+    expect(begins.filter((s) => s.includes("EXECUTE bosun_b_claim_lock(") && s.includes("SET LOCAL synchronous_commit = off"))).toHaveLength(3);
+    expect(seen.filter((s) => s.includes("synchronous_commit") && !s.includes("bosun_b_claim_lock"))).toEqual([]);
     expect(seen.filter((s) => /skip locked/i.test(s) && /from "tasks"/i.test(s))).toEqual([]);
     // The first call's prompt layers were read in that round trip too, after the claim.
     expect(seen.filter((s) => s === "bosun_memory_prompt_reads")).toEqual([]);

@@ -215,7 +215,7 @@ export function agentRuntime(deps: RuntimeDeps) {
     const claim = { tenantId: f.tenantId, agentId: f.agentId, leaseOwner, ttlSeconds: ttl * 5 };
     return fenced(
       f,
-      async (tx, reads) => {
+      async (tx, [, ...reads]) => {
         const contextRead = reads.pop();
         const next = await pick(tx, reads);
         if (!next?.fresh) return next;
@@ -238,6 +238,12 @@ export function agentRuntime(deps: RuntimeDeps) {
         return { ...next, firstCall };
       },
       [
+        // This transaction's commit need not wait for its WAL flush. Lost in a database crash,
+        // it takes with it only what nothing durable depends on: whatever this worker commits
+        // next (the run's steps, the task's completion) flushes it first, WAL being in order;
+        // without that, the task is queued again, as when a worker dies mid-call, and the
+        // run's model call goes unrecorded, as it does then (its step never commits).
+        "SET LOCAL synchronous_commit = off",
         repo.agentByIdRead(f.tenantId, f.agentId),
         rt.resumableRunRead(f.tenantId, f.agentId),
         ...rt.claimNextRunStatements({ ...claim, run: { id: taskRunId, traceparent: newTraceparent(), limits } }),
