@@ -119,7 +119,6 @@ try {
   // Now and then pg-boss's NOTIFY does not wake that worker's fetch at all and it runs at
   // polling speed (see the note printed below): measure it once more on a fresh queue.
   let rawSameRetried = false;
-  if (rawSameRetried) console.log("  note: the like-for-like baseline was measured twice (the first ran at polling speed); the faster run is shown");
   if (rawSameSecs > rawSecs * 10) {
     rawSameRetried = true;
     rawSameSecs = Math.min(rawSameSecs, await raw("bench.raw.same.again", { batchSize: 1, localConcurrency: WORKER_CONCURRENCY }, true));
