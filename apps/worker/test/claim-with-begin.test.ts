@@ -128,6 +128,44 @@ describe("the claim sent with the BEGIN", () => {
     expect(byAction.get("task.start")).toMatchObject({ before: { status: "claimed" }, after: { status: "in_progress" } });
   });
 
+  it("reads the spend context with the claim from an agent's second run on, and again when its descriptor changed", async () => {
+    const rtm = runtime();
+    const seen: string[] = [];
+    const original = pg.Client.prototype.query;
+    (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+      const text = args[0] as string | { text?: string; name?: string };
+      seen.push(typeof text === "string" ? text : (text?.name ?? text?.text ?? ""));
+      return (original as unknown as (...a: unknown[]) => unknown).apply(this, args);
+    };
+    const named = () => seen.filter((s) => s === "bosun_costs_spend_context_prices").length;
+    const withBegin = () => seen.filter((s) => s.includes("EXECUTE bosun_b_spend_context_prices_if_claim_locked(")).length;
+    try {
+      await createTask("first of the shape");
+      await rtm.wake({ tenantId, agentId });
+      expect(named()).toBe(1);
+      // (The wake's last look for work, after the run, already sends it, gated off.)
+      const sent = withBegin();
+      await createTask("second of the shape");
+      await rtm.wake({ tenantId, agentId });
+      expect(named()).toBe(1);
+      expect(withBegin()).toBeGreaterThan(sent);
+      // A new descriptor (its spec hash): the read that went with the claim is not used.
+      await services.agents.apply(actor(), "claimer", {
+        apiVersion: "agent.os/v1",
+        kind: "Agent",
+        metadata: { name: "claimer", owner: "tests" },
+        spec: { model: { provider: "scripted", name: "scripted-small" }, domains: ["claims/*", "claims-too/*"] },
+      });
+      await createTask("after the change");
+      await rtm.wake({ tenantId, agentId });
+      expect(named()).toBe(2);
+    } finally {
+      pg.Client.prototype.query = original;
+    }
+    const runs = await q<{ status: string }>(`SELECT r.status FROM runs r JOIN tasks t ON t.id = r.task_id WHERE t.title IN ('first of the shape', 'second of the shape', 'after the change')`);
+    expect(runs.map((r) => r.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
+  });
+
   it("a completion wakes the agent of a task it unblocks", async () => {
     const other = await services.agents.apply(actor(), "waiter", {
       apiVersion: "agent.os/v1",

@@ -1,4 +1,4 @@
-import { contextDataFrom, contextDataRead, createServices, type DomainServices, loadContextData, priceCandidates, SpendRefused, spendEngine, systemActor, worstCaseCost } from "@bosun/core";
+import { contextDataFrom, contextDataRead, createServices, type DomainServices, loadContextData, priceCandidates, priceLookups, SpendRefused, spendEngine, systemActor, worstCaseCost } from "@bosun/core";
 import { repo, type Tx, tenantStatements, withTenant } from "@bosun/db";
 import { createJobs, type Jobs } from "@bosun/jobs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -164,6 +164,16 @@ describe("the reservation's reads", () => {
     ]);
     expect(r.prices[1]!.id).toBe(own.id);
     expect(r.prices[1]!.effectiveFrom).toBeInstanceOf(Date);
+    // The same read as a prepared statement for a BEGIN's batch, and gated off.
+    const lookups = priceLookups(req);
+    const named = await withTenant(db.database, tenantId, (tx) => repo.costs.spendContextWithPrices(tx, { tenantId, agentId: agent.id, at: r.at, lookups }));
+    const [batched, gated] = await tenantStatements(db.database, tenantId, [
+      repo.costs.spendContextWithPricesRead({ tenantId, agentId: agent.id, at: r.at, lookups }),
+      repo.costs.spendContextWithPricesRead({ tenantId, agentId: agent.id, at: r.at, lookups }, { name: "never", sql: "false" }),
+    ]);
+    expect(repo.costs.spendContextPricesRead(batched)).toEqual(named);
+    expect(repo.costs.spendContextPricesRead(gated)).toBeUndefined();
+    expect(named.prices.map((p) => p?.id)).toEqual(r.prices.map((p) => p?.id));
     // Each call's worst case at its own price.
     expect(r.estimates).toEqual(expected.map((p) => worstCaseCost(p!, 2000, 500)));
     expect(r.estimates[1]).toBeGreaterThan(r.estimates[0]!);

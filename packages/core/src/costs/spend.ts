@@ -132,22 +132,29 @@ export interface ReportedSettlement {
  * rows (idempotent by key), moves the actual cost from reserved to spent in the same
  * order, and claims the alerts of the thresholds it crossed.
  */
+/** The prices a request's calls need looked up: one per call, each model's candidate names. */
+export const priceLookups = (req: Pick<ReserveRequest, "calls">): repo.costs.PriceLookup[] =>
+  req.calls.map((call) => ({ provider: call.provider, models: priceCandidates(call.model) }));
+
 export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => Date }) {
   const clock = deps.clock ?? (() => new Date());
 
   /**
    * `savepoint`: take one (named so) before the first write, and roll back to it when the
    * reservation is refused, so that a caller that goes on to commit keeps only its own writes.
+   * `read`: the spend context read already in this transaction (spendContextWithPricesRead,
+   * at `at`), used when it priced the same models this request plans.
    */
-  async function reserve(tx: Tx, req: ReserveRequest, opts: { savepoint?: string } = {}): Promise<Reservation> {
-    const at = clock();
+  async function reserve(
+    tx: Tx,
+    req: ReserveRequest,
+    opts: { savepoint?: string; read?: { at: Date; lookups: repo.costs.PriceLookup[]; context: repo.costs.SpendContextWithPrices } } = {},
+  ): Promise<Reservation> {
+    const lookups = priceLookups(req);
+    const pre = opts.read && JSON.stringify(opts.read.lookups) === JSON.stringify(lookups) ? opts.read : undefined;
+    const at = pre?.at ?? clock();
     // The settings, budgets, windows and every planned model's price: one round trip.
-    const ctx = await c.spendContextWithPrices(tx, {
-      tenantId: req.tenantId,
-      agentId: req.agentId,
-      at,
-      lookups: req.calls.map((call) => ({ provider: call.provider, models: priceCandidates(call.model) })),
-    });
+    const ctx = pre?.context ?? (await c.spendContextWithPrices(tx, { tenantId: req.tenantId, agentId: req.agentId, at, lookups }));
     const prices: (PriceRow | null)[] = [];
     for (const [i, call] of req.calls.entries()) {
       const price = ctx.prices[i];
@@ -500,7 +507,9 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
     return applyToBudgets(tx, r, holds, { usd: inserted.has(key) ? fee : 0, calls: 0 });
   }
 
-  return { reserve, settle, release, exhausted, chargeReported, exhaustedFor, settleAction };
+  /** The engine's clock (injectable in tests): the time a reservation is made at. */
+  const now = () => clock();
+  return { reserve, settle, release, exhausted, chargeReported, exhaustedFor, settleAction, now };
 }
 
 export type SpendEngine = ReturnType<typeof spendEngine>;

@@ -4,7 +4,7 @@ import { type Jobs, wakeKey } from "@bosun/jobs";
 
 import { type ContentBlock, completeWithRouting, type Message, type ModelProvider, type ModelResponse, RoutingError, type RouteAttempt, type ToolDef } from "@bosun/llm";
 import { atCommitClient, deferAudits, sendWithNext } from "../audit";
-import { type ActualCall, type Reservation, type ReserveRequest, type SpendEngine, SpendRefused, spendEngine } from "../costs/spend";
+import { type ActualCall, priceLookups, type Reservation, type ReserveRequest, type SpendEngine, SpendRefused, spendEngine } from "../costs/spend";
 import { AppError } from "../errors";
 import { type GatewayExecutor, gatewayExecutor, gatewayToolsFor, type PreparedGatewayCall } from "../gateway/execute";
 import { isGatewayToolName } from "../gateway/names";
@@ -125,7 +125,15 @@ export function agentRuntime(deps: RuntimeDeps) {
   let stopping = false;
   const inFlight = new Set<AbortController>();
   /** A model call made ready (see precall), or the refusal that stops it. */
-  type Precall = { call: ReturnType<typeof prepareCall>; reservation: Reservation; tools: ToolDef[] } | { refused: SpendRefused };
+  type Precall = { call: ReturnType<typeof prepareCall>; reservation: Reservation; tools: ToolDef[]; lookups: repo.costs.PriceLookup[] } | { refused: SpendRefused };
+  /**
+   * The prices each agent's first call looked up last time (by the agent's spec hash): the
+   * next claim reads the spend context for the same models with its BEGIN. At most
+   * CALL_SHAPES agents are remembered; a changed descriptor, or a call that plans other
+   * models, reads again.
+   */
+  const callShapes = new Map<string, { specHash: string; lookups: repo.costs.PriceLookup[] }>();
+  const CALL_SHAPES = 10_000;
 
   // Every write of a run: the fence travels with the BEGIN (one round trip less per write),
   // and so do `reads` (statements with escaped literals), whose results fn gets. Audit
@@ -213,9 +221,12 @@ export function agentRuntime(deps: RuntimeDeps) {
     const taskRunId = newId("run");
     const leaseOwner = `run:${taskRunId}`;
     const claim = { tenantId: f.tenantId, agentId: f.agentId, leaseOwner, ttlSeconds: ttl * 5 };
+    const shape = callShapes.get(f.agentId);
+    const spendAt = spend.now();
     return fenced(
       f,
       async (tx, [, ...reads]) => {
+        const spendRead = shape ? reads.pop() : undefined;
         const contextRead = reads.pop();
         const next = await pick(tx, reads);
         if (!next?.fresh) return next;
@@ -234,7 +245,16 @@ export function agentRuntime(deps: RuntimeDeps) {
           // Read with the BEGIN, after the claim: good for the task's run it started (a
           // run started later in this transaction, from messages, reads its own).
           context: next.claimedWithBegin ? contextDataFrom(contextRead!) : undefined,
+          spend:
+            next.claimedWithBegin && shape && shape.specHash === next.agent.specHash
+              ? { at: spendAt, lookups: shape.lookups, context: repo.costs.spendContextPricesRead(spendRead) }
+              : undefined,
         });
+        if ("lookups" in firstCall) {
+          callShapes.delete(f.agentId);
+          callShapes.set(f.agentId, { specHash: next.agent.specHash, lookups: firstCall.lookups });
+          if (callShapes.size > CALL_SHAPES) callShapes.delete(callShapes.keys().next().value!);
+        }
         return { ...next, firstCall };
       },
       [
@@ -247,8 +267,11 @@ export function agentRuntime(deps: RuntimeDeps) {
         repo.agentByIdRead(f.tenantId, f.agentId),
         rt.resumableRunRead(f.tenantId, f.agentId),
         ...rt.claimNextRunStatements({ ...claim, run: { id: taskRunId, traceparent: newTraceparent(), limits } }),
-        // The prompt's layers for the claimed task's first call: read only if a task was locked.
+        // The prompt's layers for the claimed task's first call, and the spend context and
+        // prices for its reservation (the models this agent's first call planned last time):
+        // read only if a task was locked.
         contextDataRead({ tenantId: f.tenantId, agentId: f.agentId, withContext: true }, rt.CLAIM_LOCKED),
+        ...(shape ? [repo.costs.spendContextWithPricesRead({ tenantId: f.tenantId, agentId: f.agentId, at: spendAt, lookups: shape.lookups }, rt.CLAIM_LOCKED)] : []),
       ],
     );
 
@@ -523,6 +546,8 @@ export function agentRuntime(deps: RuntimeDeps) {
       savepoint?: boolean;
       /** The prompt's layers, read already (runPrompt's `read`). */
       context?: ContextData | undefined;
+      /** The spend context, read already (spend.reserve's `read`). */
+      spend?: { at: Date; lookups: repo.costs.PriceLookup[]; context: repo.costs.SpendContextWithPrices | undefined } | undefined;
     },
   ): Promise<Precall> {
     const tools = p.tools ?? (await gatewayToolsFor(tx, { tenantId: p.run.tenantId, descriptor: p.descriptor }));
@@ -538,8 +563,14 @@ export function agentRuntime(deps: RuntimeDeps) {
       calls: call.targets.map((t) => ({ provider: t.provider, model: t.name, promptTokens: call.promptTokens, maxTokens: call.request.maxTokens })),
       computeMs: p.computeMs,
     };
+    const read = p.spend?.context ? { at: p.spend.at, lookups: p.spend.lookups, context: p.spend.context } : undefined;
     try {
-      return { call, reservation: await spend.reserve(tx, request, p.savepoint ? { savepoint: "reserve" } : {}), tools };
+      return {
+        call,
+        reservation: await spend.reserve(tx, request, { ...(p.savepoint ? { savepoint: "reserve" } : {}), ...(read ? { read } : {}) }),
+        tools,
+        lookups: priceLookups(request),
+      };
     } catch (err) {
       // Without a savepoint the caller's transaction rolls back (the loop's own, which
       // wrote nothing else): the refusal is reported after it.

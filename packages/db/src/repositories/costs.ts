@@ -1,6 +1,8 @@
 import type { Readable } from "node:stream";
 import { to as copyTo } from "pg-copy-streams";
+import pg from "pg";
 import type { Db } from "../client";
+import { type PreparedStatement, prepared } from "../tx";
 
 /**
  * Cost governance queries: prices, budgets and their windows, reservations, the ledger,
@@ -288,22 +290,52 @@ export async function spendContext(db: Db, { tenantId, agentId, at }: { tenantId
  */
 export async function spendContextWithPrices(
   db: Db,
-  { tenantId, agentId, at, lookups }: { tenantId: string; agentId: string; at: Date; lookups: { provider: string; models: string[] }[] },
-): Promise<SpendContext & { prices: (PriceRow | undefined)[] }> {
-  // Each lookup's candidates are a json array: the calls' lists differ in length, and a
-  // Postgres array of arrays may not. ALL_PRICES reads the tenant's overrides as $1.
-  const { rows } = await db.$client.query<SpendContextResult & { prices: (Omit<PriceRow, "effectiveFrom"> & { effectiveFrom: string | null })[] }>({
+  { tenantId, agentId, at, lookups }: { tenantId: string; agentId: string; at: Date; lookups: PriceLookup[] },
+): Promise<SpendContextWithPrices> {
+  const { rows } = await db.$client.query<SpendContextPricesRow>({
     name: "bosun_costs_spend_context_prices",
-    text: spendContextSql(`,
+    text: SPEND_CONTEXT_PRICES_SQL,
+    values: [tenantId, agentId, at, JSON.stringify(lookups)],
+  });
+  return spendContextPricesFrom(rows[0]!);
+}
+
+/**
+ * spendContextWithPrices as a prepared statement, to send with a transaction's BEGIN;
+ * `spendContextPricesRead` reads its result. `onlyIf`: an SQL condition (named, for the
+ * statement's name); when false, no row.
+ */
+export function spendContextWithPricesRead(
+  p: { tenantId: string; agentId: string; at: Date; lookups: PriceLookup[] },
+  onlyIf?: { name: string; sql: string },
+): PreparedStatement {
+  const args = [pg.escapeLiteral(p.tenantId), pg.escapeLiteral(p.agentId), pg.escapeLiteral(p.at.toISOString()), pg.escapeLiteral(JSON.stringify(p.lookups))];
+  if (!onlyIf) return prepared("bosun_b_spend_context_prices", SPEND_CONTEXT_PRICES_SQL, args);
+  return prepared(`bosun_b_spend_context_prices_if_${onlyIf.name}`, `SELECT * FROM (${SPEND_CONTEXT_PRICES_SQL}) c WHERE ${onlyIf.sql}`, args);
+}
+
+/** What spendContextWithPricesRead read (undefined: its condition was false). */
+export const spendContextPricesRead = (r: pg.QueryResult | undefined): SpendContextWithPrices | undefined =>
+  r?.rows[0] ? spendContextPricesFrom(r.rows[0] as SpendContextPricesRow) : undefined;
+
+export interface PriceLookup {
+  provider: string;
+  models: string[];
+}
+export type SpendContextWithPrices = SpendContext & { prices: (PriceRow | undefined)[] };
+type SpendContextPricesRow = SpendContextResult & { prices: (Omit<PriceRow, "effectiveFrom"> & { effectiveFrom: string | null })[] };
+
+// Each lookup's candidates are a json array: the calls' lists differ in length, and a
+// Postgres array of arrays may not. ALL_PRICES reads the tenant's overrides as $1.
+const SPEND_CONTEXT_PRICES_SQL = spendContextSql(`,
           (SELECT coalesce(json_agg(pr ORDER BY q.i), '[]')
            FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY q(c, i)
            CROSS JOIN LATERAL (SELECT q.c->>'provider' AS want_provider, ARRAY(SELECT jsonb_array_elements_text(q.c->'models')) AS want_models) k
            LEFT JOIN LATERAL (
              ${SELECT_PRICE} WHERE provider = k.want_provider AND model = ANY(k.want_models) AND effective_from <= $3::timestamptz
-             ORDER BY array_position(k.want_models, model), source = 'tenant' DESC, effective_from DESC LIMIT 1) pr ON true) AS prices`),
-    values: [tenantId, agentId, at, JSON.stringify(lookups)],
-  });
-  const r = rows[0]!;
+             ORDER BY array_position(k.want_models, model), source = 'tenant' DESC, effective_from DESC LIMIT 1) pr ON true) AS prices`);
+
+function spendContextPricesFrom(r: SpendContextPricesRow): SpendContextWithPrices {
   return {
     ...toSpendContext(r),
     // A lookup with no price comes back as null (or a row of nulls): undefined, as findPrice's.
