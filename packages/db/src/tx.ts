@@ -156,9 +156,9 @@ export function takeCommitPrelude(tx: Tx): BatchStatement[] | undefined {
 async function run<T>(database: Database, begin: string, statements: BatchStatement[], fn: (tx: Tx) => Promise<T>, check?: (results: pg.QueryResult[]) => void): Promise<T> {
   const client: pg.PoolClient = await database.pool.connect();
   let broken = false;
+  const lazy = statements.length === 0 ? lazyBegin(client, begin) : null;
   try {
-    if (statements.length === 0) await client.query(begin);
-    else {
+    if (statements.length > 0) {
       // The PREPAREs the statements need, BEGIN and its settings, the statements: one round
       // trip; theirs are the results after BEGIN's two.
       const b = renderBatch(client, statements);
@@ -173,30 +173,78 @@ async function run<T>(database: Database, begin: string, statements: BatchStatem
       check?.(begun.slice(b.skip + 2));
     }
     const result = await fn(bindClient(client));
+    const unsent = lazy?.end() ?? null;
     const prelude = preludes.get(client);
     preludes.delete(client);
     // A failing prelude aborts the transaction before the COMMIT runs: the catch rolls back
     // (and a connection that was preparing statements is discarded).
     if (prelude) {
       try {
-        await queryBatch(client, [...prelude, "COMMIT"]);
+        await queryBatch(client, [...(unsent === null ? [] : [unsent]), ...prelude, "COMMIT"]);
       } catch (err) {
         broken = true;
         throw err;
       }
-    } else await client.query("COMMIT");
+    } else if (unsent === null) await client.query("COMMIT");
+    // (A transaction that ran no statement has nothing to commit: its BEGIN was never sent.)
     return result;
   } catch (err) {
     preludes.delete(client);
-    try {
-      await client.query("ROLLBACK");
-    } catch {
-      broken = true;
+    if (lazy?.end() === null || !lazy) {
+      try {
+        await client.query("ROLLBACK");
+      } catch {
+        broken = true;
+      }
     }
     throw err;
   } finally {
     client.release(broken);
   }
+}
+
+/**
+ * Holds a transaction's BEGIN back until its first statement, and sends it in that
+ * statement's round trip when that is a simple query (text, no parameters): one round
+ * trip less for a transaction that opens with one (a prepared statement's EXECUTE), else
+ * just ahead of it. `end()` stops holding and returns the BEGIN if it was never sent.
+ */
+function lazyBegin(client: pg.PoolClient, begin: string) {
+  const target = client as unknown as { query: (...args: unknown[]) => unknown };
+  const own = Object.hasOwn(target, "query");
+  const query = target.query;
+  // BEGIN alone, or BEGIN and the tenant's settings: the results to leave out.
+  const count = begin.split(";").length;
+  let pending: string | null = begin;
+  target.query = function (this: unknown, ...args: unknown[]) {
+    if (pending === null) return query.apply(this, args);
+    const b = pending;
+    pending = null;
+    const q = args[0];
+    if (typeof q === "string" && args.length === 1) {
+      return (query.call(this, `${b};\n${q}`) as Promise<unknown>).then((r) => {
+        const rest = (Array.isArray(r) ? r : [r]).slice(count);
+        return rest.length === 1 ? rest[0] : rest;
+      });
+    }
+    // Its error, if any, aborts the transaction: the next statement reports it.
+    (query.call(this, b) as Promise<unknown>).catch(() => {});
+    return query.apply(this, args);
+  };
+  let ended = false;
+  let unsent: string | null = null;
+  return {
+    end(): string | null {
+      if (!ended) {
+        ended = true;
+        unsent = pending;
+        pending = null;
+        if (own) target.query = query;
+        else delete (target as { query?: unknown }).query;
+      }
+      return unsent;
+    },
+  };
 }
 
 /**
@@ -213,6 +261,15 @@ export function inlineParams(text: string, values: readonly unknown[] = []): str
   });
 }
 
+/**
+ * A string as an escaped SQL literal. A NUL byte, which no Postgres text can hold, fails as
+ * it would have as a parameter (SQLSTATE 22021): the API answers 422, not 500.
+ */
+export function textLiteral(s: string): string {
+  if (s.includes("\u0000")) throw Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: "22021" });
+  return escapeLiteral(s);
+}
+
 /** A parameter value as an escaped SQL literal (see inlineParams for the kinds of value). */
 export function literalOf(v: unknown, what = "value"): string {
   if (v === null || v === undefined) return "NULL";
@@ -221,7 +278,7 @@ export function literalOf(v: unknown, what = "value"): string {
     return `'${v}'`;
   }
   if (typeof v === "boolean") return v ? "'true'" : "'false'";
-  if (typeof v === "string") return escapeLiteral(v);
+  if (typeof v === "string") return textLiteral(v);
   if (v instanceof Date) return escapeLiteral(v.toISOString());
   if (typeof v === "object") return escapeLiteral(JSON.stringify(v));
   throw new Error(`inlineParams: ${what} is a ${typeof v}`);

@@ -1,4 +1,4 @@
-import { createDatabase, inlineParams, inlinePrepared, prepared, repo, tenantStatements, withTenant } from "@bosun/db";
+import { createDatabase, inlineParams, inlinePrepared, prepared, repo, tenantStatements, withSystem, withTenant } from "@bosun/db";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
@@ -108,6 +108,14 @@ describe("inlineParams", () => {
     expect(() => inlineParams("SELECT $2", ["one"])).toThrow(/no value for \$2/);
     expect(() => inlineParams("SELECT $1", [Number.NaN])).toThrow(/finite/);
     expect(() => inlineParams("SELECT $1", [Symbol("x")])).toThrow(/symbol/);
+    // No Postgres text holds a NUL byte: refused as Postgres refuses the parameter (22021).
+    let nul: unknown;
+    try {
+      inlineParams("SELECT $1", ["a\u0000b"]);
+    } catch (err) {
+      nul = err;
+    }
+    expect(nul).toMatchObject({ code: "22021" });
   });
 });
 
@@ -152,6 +160,60 @@ describe("prepared statements in batches", () => {
     } finally {
       pg.Client.prototype.query = original;
       await one.close();
+    }
+  });
+});
+
+describe("the BEGIN held back to the first statement", () => {
+  let db: TestDb;
+  const T = "ten_0000000000dddddddddddddddd";
+  beforeAll(async () => {
+    db = await createTestDb();
+    await db.database.pool.query(`INSERT INTO tenants (id, name) VALUES ($1, 'D')`, [T]);
+  });
+  afterAll(() => db.drop());
+
+  it("goes in the first statement's round trip when that is a simple query, else just ahead of it; a transaction that runs nothing sends nothing", async () => {
+    const sent: string[] = [];
+    const original = pg.Client.prototype.query;
+    (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+      const q = args[0] as string | { text?: string };
+      sent.push(typeof q === "string" ? q : `[params] ${q?.text ?? ""}`);
+      return (original as unknown as (...a: unknown[]) => unknown).apply(this, args);
+    };
+    // (set_config(..., true) lasts for the transaction: seeing it, the statement ran in it.)
+    const tenantOf = "SELECT current_setting('bosun.tenant_id') AS t, current_user AS u";
+    try {
+      const simple = await withTenant(db.database, T, (tx) => tx.$client.query(tenantOf));
+      expect(simple.rows).toEqual([{ t: T, u: "bosun_app" }]);
+      expect(sent.splice(0)).toEqual([expect.stringMatching(/^BEGIN; SELECT set_config.*;\n/), "COMMIT"]);
+      expect(sent.length).toBe(0);
+
+      const params = await withTenant(db.database, T, (tx) => tx.$client.query(`${tenantOf}, $1::int AS p`, [7]));
+      expect(params.rows).toEqual([{ t: T, u: "bosun_app", p: 7 }]);
+      expect(sent.splice(0).map((s) => s.slice(0, 9))).toEqual(["BEGIN; SE", "SELECT cu", "COMMIT"]);
+
+      // Two statements in one query: both results come back, without BEGIN's.
+      const two = (await withTenant(db.database, T, (tx) => tx.$client.query("SELECT 1 AS a; SELECT 2 AS b"))) as unknown as pg.QueryResult[];
+      expect(two.map((r) => r.rows[0])).toEqual([{ a: 1 }, { b: 2 }]);
+      sent.length = 0;
+
+      expect(await withTenant(db.database, T, async () => "nothing")).toBe("nothing");
+      expect(sent).toEqual([]);
+      await expect(
+        withTenant(db.database, T, async () => {
+          throw new Error("before any statement");
+        }),
+      ).rejects.toThrow("before any statement");
+      expect(sent).toEqual([]);
+      // The same holds for withSystem; and a failing first statement still rolls back.
+      await expect(withTenant(db.database, T, (tx) => tx.$client.query("SELECT 1 / 0"))).rejects.toThrow(/division by zero/);
+      expect(sent.splice(0).map((s) => s.slice(0, 8))).toEqual(["BEGIN; S", "ROLLBACK"]);
+      const sys = await withSystem(db.database, (tx) => tx.$client.query("SELECT current_user AS u"));
+      expect(sys.rows[0].u).not.toBe("bosun_app");
+      expect(sent.splice(0)).toEqual(["BEGIN;\nSELECT current_user AS u", "COMMIT"]);
+    } finally {
+      pg.Client.prototype.query = original;
     }
   });
 });
