@@ -6,7 +6,7 @@ import {
   type TaskStatus,
   type UpdateTaskBody,
 } from "@bosun/contracts";
-import { type Database, repo, type Tx, withSystem, withTenant } from "@bosun/db";
+import { type Database, queryBatch, repo, type Tx, withSystem, withTenant } from "@bosun/db";
 import { type Jobs, wakeKey } from "@bosun/jobs";
 import { type Actor, agentActor, requireScope, systemActor } from "../actor";
 import { fieldIssues } from "../agents/descriptor";
@@ -110,11 +110,12 @@ function waker(jobs: Pick<Jobs, "enqueue">) {
    * busy with a long run while another that would be idle had re-checked before this
    * commit) only delays the task; `wakeIdleForStaleTasks` in the worker's tick closes it.
    */
-  async function wakeFor(tx: Tx, tenantId: string, tasks: repo.TaskRow[]) {
+  async function wakeFor(tx: Tx, tenantId: string, tasks: repo.TaskRow[], chosen?: string[]) {
     const assignees = tasks.flatMap((t) => (t.assigneeAgentId ? [t.assigneeAgentId] : []));
     const ids = await repo.activeAgentIds(tx, { tenantId, ids: [...new Set(assignees)] });
-    const open = tasks.flatMap((t) => (!t.assigneeAgentId && t.domain ? [{ id: t.id, domain: t.domain, reviewerAgentId: t.reviewerAgentId }] : []));
-    if (open.length > 0) ids.push(...(await repo.agentsToWake(tx, { tenantId, tasks: open, seed: spreadSeed(open[0]!.id) })));
+    const open = openTasks(tasks);
+    // `chosen`: agentsToWake's answer for these tasks, read already (with the create's insert).
+    if (open.length > 0) ids.push(...(chosen ?? (await repo.agentsToWake(tx, { tenantId, tasks: open, seed: spreadSeed(open[0]!.id) }))));
     await wake(tx, tenantId, ids);
   }
 
@@ -132,6 +133,10 @@ function waker(jobs: Pick<Jobs, "enqueue">) {
 
   return { wakeFor, wakeReviewer, wakeDependents };
 }
+
+/** The tasks agentsToWake chooses for: unassigned ones with a domain. */
+const openTasks = (tasks: Pick<repo.TaskRow, "id" | "assigneeAgentId" | "domain" | "reviewerAgentId">[]) =>
+  tasks.flatMap((t) => (!t.assigneeAgentId && t.domain ? [{ id: t.id, domain: t.domain, reviewerAgentId: t.reviewerAgentId }] : []));
 
 /** A task id's offset into the rotation of candidate agents (any stable spread will do). */
 function spreadSeed(id: string) {
@@ -290,7 +295,7 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
     if (b.domain !== undefined) await assertOwnsDomain(tx, actor, b.domain, "create a task in");
     await checkDependencies(tx, tenantId, b.depends_on, "depends_on");
     const dependsOn = [...new Set(b.depends_on)];
-    const t = await repo.insertTask(tx, {
+    const row: repo.NewTask = {
       tenantId,
       id: newId("tsk"),
       title: b.title,
@@ -303,15 +308,29 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
       maxAttempts: b.max_attempts,
       createdByType: actor.type,
       createdById: actor.id,
-    });
-    await repo.insertDependencies(tx, { tenantId, taskId: t.id, dependsOn });
-    // A new task has no dependents yet, so no cycle can run through it today; the check
-    // is cheap and keeps the rule in one place should tasks ever be created with edges in.
-    const cycle = await repo.findDependencyCycle(tx, { tenantId, taskId: t.id, dependsOn });
-    if (cycle) throw cycleError(cycle, "depends_on");
-    // A task with no dependencies has none to list (one statement less on every create).
-    const dependencies = dependsOn.length === 0 ? [] : await repo.listDependencies(tx, { tenantId, taskId: t.id });
-    if (dependencies.every((d) => d.status === "done")) await wakeFor(tx, tenantId, [t]);
+    };
+    let t: repo.TaskRow;
+    let dependencies: Awaited<ReturnType<typeof repo.listDependencies>> = [];
+    if (dependsOn.length === 0) {
+      // Nothing to wait for: the insert and the choice of the agent to wake go in one
+      // round trip (with the transaction's BEGIN when they open it), the wake with the COMMIT.
+      const open = openTasks([row]);
+      const [inserted, chosen] = await queryBatch(tx.$client, [
+        repo.insertTaskStatement(row),
+        ...(open.length > 0 ? [repo.agentsToWakeStatement({ tenantId, tasks: open, seed: spreadSeed(row.id) })] : []),
+      ]);
+      t = inserted!.rows[0] as repo.TaskRow;
+      await wakeFor(tx, tenantId, [t], chosen ? repo.agentsToWakeFrom(chosen.rows as { agent_id: string }[]) : undefined);
+    } else {
+      t = await repo.insertTask(tx, row);
+      await repo.insertDependencies(tx, { tenantId, taskId: t.id, dependsOn });
+      // A new task has no dependents yet, so no cycle can run through it today; the check
+      // is cheap and keeps the rule in one place should tasks ever be created with edges in.
+      const cycle = await repo.findDependencyCycle(tx, { tenantId, taskId: t.id, dependsOn });
+      if (cycle) throw cycleError(cycle, "depends_on");
+      dependencies = await repo.listDependencies(tx, { tenantId, taskId: t.id });
+      if (dependencies.every((d) => d.status === "done")) await wakeFor(tx, tenantId, [t]);
+    }
     const view = detailView(t, dependencies);
     await audit(tx, actor, { action: "task.create", targetType: "task", targetId: t.id, after: view }, ctx.requestId);
     return view;

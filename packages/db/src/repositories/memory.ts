@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { Db } from "../client";
-import { type PreparedStatement, prepared } from "../tx";
+import { type PreparedStatement, prepared, textLiteral } from "../tx";
 
 /**
  * Agent memory (working items, the archive) and messaging queries. Plain SQL: the
@@ -90,7 +90,7 @@ export async function insertItem(
 export function insertItemStatement(
   i: Pick<MemoryItemRow, "id" | "agentId" | "layer" | "title" | "content" | "tokens" | "source" | "ref"> & { tenantId: string; retentionDays: number | null },
 ): string {
-  const lit = (v: string | null) => (v === null ? "NULL" : pg.escapeLiteral(v));
+  const lit = (v: string | null) => (v === null ? "NULL" : textLiteral(v));
   const days = i.retentionDays === null ? null : Math.trunc(i.retentionDays);
   return `INSERT INTO memory_items (tenant_id, id, agent_id, layer, title, content, tokens, source, ref, expires_at)
      VALUES (${lit(i.tenantId)}, ${lit(i.id)}, ${lit(i.agentId)}, ${lit(i.layer)}, ${lit(i.title)}, ${lit(i.content)}, ${Math.trunc(i.tokens)}, ${lit(i.source)}, ${lit(i.ref)},

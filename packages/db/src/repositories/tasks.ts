@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, inArray, lt, notInArray, type SQL, sql } from "drizzle-orm";
 import pg from "pg";
 import type { Db } from "../client";
-import { prepared, queryBatch } from "../tx";
+import { type PreparedStatement, prepared, queryBatch, textLiteral } from "../tx";
 import { agents, taskDependencies, tasks } from "../schema/index";
 
 export type TaskRow = typeof tasks.$inferSelect;
@@ -51,6 +51,50 @@ const dependenciesDone = sql`NOT EXISTS (
 export async function insertTask(db: Db, row: typeof tasks.$inferInsert): Promise<TaskRow> {
   const [t] = await db.insert(tasks).values(row).returning();
   return t!;
+}
+
+/** What a new task needs (insertTaskStatement); the rest takes the columns' defaults. */
+export type NewTask = {
+  tenantId: string;
+  id: string;
+  title: string;
+  body: string;
+  priority: number;
+  assigneeAgentId: string | null;
+  domain: string | null;
+  requiresReview: boolean;
+  reviewerAgentId: string | null;
+  maxAttempts: number;
+  createdByType: string;
+  createdById: string;
+};
+
+/**
+ * insertTask as a prepared statement returning the row (TaskRow's fields), for a batch
+ * (queryBatch): a create sends it with its BEGIN and the choice of the agent to wake.
+ */
+export function insertTaskStatement(t: NewTask): PreparedStatement {
+  const lit = (v: string | null) => (v === null ? "NULL" : textLiteral(v));
+  return prepared(
+    "bosun_b_task_insert",
+    `INSERT INTO tasks (tenant_id, id, title, body, priority, assignee_agent_id, domain, requires_review, reviewer_agent_id, max_attempts, created_by_type, created_by_id)
+     VALUES ($1::text, $2::text, $3::text, $4::text, $5::int, $6::text, $7::text, $8::boolean, $9::text, $10::int, $11::text, $12::text)
+     RETURNING ${TASK_COLUMNS}`,
+    [
+      lit(t.tenantId),
+      lit(t.id),
+      lit(t.title),
+      lit(t.body),
+      `'${Math.trunc(t.priority)}'`,
+      lit(t.assigneeAgentId),
+      lit(t.domain),
+      t.requiresReview ? "true" : "false",
+      lit(t.reviewerAgentId),
+      `'${Math.trunc(t.maxAttempts)}'`,
+      lit(t.createdByType),
+      lit(t.createdById),
+    ],
+  );
 }
 
 /** Every column of `tasks` as TaskRow's fields, for hand-written statements. */
@@ -445,7 +489,32 @@ export async function agentsToWake(
   { tenantId, tasks: list, seed }: { tenantId: string; tasks: { id: string; domain: string; reviewerAgentId: string | null }[]; seed: number },
 ): Promise<string[]> {
   if (list.length === 0) return [];
-  const { rows } = await db.$client.query<{ agent_id: string }>({ name: "bosun_tasks_agents_to_wake", text: `WITH t AS (
+  const { rows } = await db.$client.query<{ agent_id: string }>({
+    name: "bosun_tasks_agents_to_wake",
+    text: AGENTS_TO_WAKE_SQL,
+    values: [tenantId, list.map((t) => t.id), list.map((t) => t.domain), list.map((t) => t.reviewerAgentId), seed],
+  });
+  return agentsToWakeFrom(rows);
+}
+
+/** agentsToWake as a prepared statement, for a batch; `agentsToWakeFrom` reads its rows. */
+export function agentsToWakeStatement({ tenantId, tasks: list, seed }: { tenantId: string; tasks: { id: string; domain: string; reviewerAgentId: string | null }[]; seed: number }): PreparedStatement {
+  return prepared("bosun_b_agents_to_wake", AGENTS_TO_WAKE_SQL, [
+    pg.escapeLiteral(tenantId),
+    textArray(list.map((t) => t.id)),
+    textArray(list.map((t) => t.domain)),
+    textArray(list.map((t) => t.reviewerAgentId)),
+    `'${Math.trunc(seed)}'`,
+  ]);
+}
+
+export const agentsToWakeFrom = (rows: { agent_id: string }[]): string[] => rows.map((r) => r.agent_id);
+
+/** A text[] as an escaped literal: `'{"a","b",NULL}'`. */
+const textArray = (values: (string | null)[]) =>
+  pg.escapeLiteral(`{${values.map((v) => (v === null ? "NULL" : `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`)).join(",")}}`);
+
+const AGENTS_TO_WAKE_SQL = `WITH t AS (
        SELECT x.id, x.domain, x.reviewer, x.k FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS x(id, domain, reviewer, k)),
      c AS (
        SELECT t.id AS task_id, t.k, a.id AS agent_id,
@@ -458,9 +527,7 @@ export async function agentsToWake(
               row_number() OVER (PARTITION BY task_id, tier ORDER BY agent_id) AS i,
               count(*) OVER (PARTITION BY task_id, tier) AS m
        FROM c)
-     SELECT DISTINCT ON (task_id) agent_id FROM r ORDER BY task_id, tier, (i + $5::bigint + k) % m`, values: [tenantId, list.map((t) => t.id), list.map((t) => t.domain), list.map((t) => t.reviewerAgentId), seed] });
-  return rows.map((r) => r.agent_id);
-}
+     SELECT DISTINCT ON (task_id) agent_id FROM r ORDER BY task_id, tier, (i + $5::bigint + k) % m`;
 
 /**
  * The wake backstop's statement (the worker's tick, across tenants): agents to wake for
