@@ -97,6 +97,9 @@ describe("the claim sent with the BEGIN", () => {
     // The first call's prompt layers were read in that round trip too, after the claim.
     expect(seen.filter((s) => s === "bosun_memory_prompt_reads")).toEqual([]);
     expect(begins.filter((s) => s.indexOf("EXECUTE bosun_b_memory_prompt_reads_if_claim_locked(") > s.indexOf("EXECUTE bosun_b_claim_start("))).toHaveLength(3);
+    // The model's step went with its transaction's BEGIN (after the fence); the tool's step did not.
+    expect(seen.filter((s) => /^(PREPARE [^\n]*\n)*BEGIN/.test(s) || s.startsWith("PREPARE")).filter((s) => s.includes("EXECUTE bosun_b_insert_step_update_run("))).toHaveLength(2);
+    expect(seen.filter((s) => s === "bosun_runtime_insert_step_update_run")).toHaveLength(2);
     // complete_task: its savepoint went with the task's lock, and with no task depending on
     // this one, no lookup of dependents was made.
     expect(seen.filter((s) => /^SAVEPOINT \w+$/.test(s))).toEqual([]);

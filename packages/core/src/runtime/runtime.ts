@@ -475,31 +475,33 @@ export function agentRuntime(deps: RuntimeDeps) {
       const firstUse = r.content.find((b): b is ToolUse => b.type === "tool_use");
       const merge = firstUse !== undefined && INTERNAL_TOOL_NAMES.has(firstUse.name);
       let tool: ReturnType<typeof toolCall> | undefined;
-      const [step, toolStep] = await fenced(f, async (tx, [policies, current]) => {
+      const llmStep = (seq0: number) => ({
+        ...stepBase(run, seq0, f, { kind: "llm", name: r.model, status: "ok", output: { content: r.content, stopReason: r.stopReason } }),
+        // What this call added to the conversation (the input, or the tool results since
+        // the previous call): the whole prompt is the run's input plus these, in order.
+        // `layers`: each prompt layer's token count (and the run's frozen active context).
+        input: { messages: response.sent, tools: response.tools, layers: call.layers },
+        provider: r.provider,
+        model: r.model,
+        inputTokens: r.usage.inputTokens,
+        cacheReadTokens: r.usage.cacheReadTokens,
+        cacheWriteTokens: r.usage.cacheWriteTokens,
+        outputTokens: r.usage.outputTokens,
+        latencyMs: Math.round(r.latencyMs),
+      });
+      const llmPatch = {
+        model: r.model,
+        addSteps: 1,
+        addInput: r.usage.inputTokens + r.usage.cacheReadTokens + r.usage.cacheWriteTokens,
+        addOutput: r.usage.outputTokens,
+      };
+      // With no passed-over attempts to write first, the model's step goes with the BEGIN
+      // (its values are known before the transaction starts): one round trip less a turn.
+      const stepWithBegin = response.rejected.length === 0;
+      const [step, toolStep] = await fenced(f, async (tx, reads) => {
+        const [policies, current] = merge ? reads : [];
         const seq0 = steps.length + (await recordRejected(tx, f, run, steps.length, response.rejected));
-        const s = await rt.insertStepAndUpdateRun(
-          tx,
-          {
-          ...stepBase(run, seq0, f, { kind: "llm", name: r.model, status: "ok", output: { content: r.content, stopReason: r.stopReason } }),
-          // What this call added to the conversation (the input, or the tool results since
-          // the previous call): the whole prompt is the run's input plus these, in order.
-          // `layers`: each prompt layer's token count (and the run's frozen active context).
-          input: { messages: response.sent, tools: response.tools, layers: call.layers },
-          provider: r.provider,
-          model: r.model,
-          inputTokens: r.usage.inputTokens,
-          cacheReadTokens: r.usage.cacheReadTokens,
-          cacheWriteTokens: r.usage.cacheWriteTokens,
-          outputTokens: r.usage.outputTokens,
-          latencyMs: Math.round(r.latencyMs),
-          },
-          {
-            model: r.model,
-            addSteps: 1,
-            addInput: r.usage.inputTokens + r.usage.cacheReadTokens + r.usage.cacheWriteTokens,
-            addOutput: r.usage.outputTokens,
-          },
-        );
+        const s = stepWithBegin ? (reads[reads.length - 1]!.rows[0] as StepRow) : await rt.insertStepAndUpdateRun(tx, llmStep(seq0), llmPatch);
         // The charge is written with the step, under the same fence: a step that exists
         // has been paid for, and a replayed step finds its charge by key.
         await spend.settle(tx, reservation, { calls: attempts({ seq: seq0, model: r.model, usage: r.usage }), computeMs: Date.now() - computeMark });
@@ -518,7 +520,10 @@ export function agentRuntime(deps: RuntimeDeps) {
           tool = undefined;
           return [s, null] as const;
         }
-      }, merge ? [repo.governance.policiesForAgentRead(f.tenantId, f.agentId), rt.runStatusRead(f.tenantId, run.id)] : []);
+      }, [
+        ...(merge ? [repo.governance.policiesForAgentRead(f.tenantId, f.agentId), rt.runStatusRead(f.tenantId, run.id)] : []),
+        ...(stepWithBegin ? [rt.insertStepAndUpdateRunStatement(llmStep(steps.length), llmPatch, f)] : []),
+      ]);
       computeMark = Date.now();
       await deps.afterStep?.(step);
       if (tool && (await tool.after(toolStep)) !== "continue") return;

@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { Db } from "../client";
-import { type BatchStatement, inlinePrepared, type PreparedStatement, prepared } from "../tx";
+import { type BatchStatement, inlinePrepared, literalOf, type PreparedStatement, prepared } from "../tx";
 import { claimableTaskExists, claimableWhere } from "./tasks";
 
 /**
@@ -384,6 +384,29 @@ export async function insertStepAndUpdateRun(db: Db, s: Omit<StepRow, "createdAt
     values: [...stepValues(s), ...runUpdateValues(s.tenantId, s.runId, patch)],
   });
   return rows[0]!;
+}
+
+/**
+ * insertStepAndUpdateRun as a prepared statement, to send with a transaction's BEGIN after
+ * its fence (the model's step, whose values are known before its transaction starts): it
+ * writes only while `f`'s lease holds, so a worker that lost the lease writes nothing and
+ * learns it from the fence (LeaseLostError) rather than from the new holder's step. Its
+ * result's row is the step (none when the lease was lost).
+ */
+export function insertStepAndUpdateRunStatement(s: Omit<StepRow, "createdAt">, patch: RunPatch, f: Fence): PreparedStatement {
+  return prepared(
+    "bosun_b_insert_step_update_run",
+    `WITH step AS (
+       INSERT INTO steps (tenant_id, run_id, run_created_at, seq, kind, name, status, input, output, provider, model,
+                          input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, latency_ms, lease_epoch)
+       SELECT $1::text, $2::text, $3::timestamptz, $4::int, $5::text, $6::text, $7::text, $8::jsonb, $9::jsonb, $10::text, $11::text,
+              $12::bigint, $13::bigint, $14::bigint, $15::bigint, $16::bigint, $17::bigint
+       WHERE EXISTS (SELECT 1 FROM agent_sessions WHERE tenant_id = $1::text AND agent_id = $31::text AND lease_owner = $32::text AND lease_epoch = $33::bigint)
+       RETURNING ${STEP_COLUMNS}),
+     run AS (${runUpdate(18)} AND EXISTS (SELECT 1 FROM step))
+     SELECT * FROM step`,
+    [...stepValues(s), ...runUpdateValues(s.tenantId, s.runId, patch), f.agentId, f.owner, Math.trunc(f.epoch)].map((v) => literalOf(v)),
+  );
 }
 
 export async function listSteps(db: Db, { tenantId, runId, afterSeq = -1, limit = 1000 }: { tenantId: string; runId: string; afterSeq?: number; limit?: number }): Promise<StepRow[]> {
