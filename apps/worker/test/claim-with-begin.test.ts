@@ -6,9 +6,10 @@
 import { agentRuntime, createServices, type DomainServices, providerCache, systemActor } from "@bosun/core";
 import { inlinePrepared, queryBatch, repo, withTenant } from "@bosun/db";
 import { createJobs, type Jobs } from "@bosun/jobs";
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
+import { recordQueries } from "../../../test/helpers/queries";
 
 let db: TestDb;
 let jobs: Jobs;
@@ -72,18 +73,13 @@ describe("the claim sent with the BEGIN", () => {
   it("claims the highest-priority task in one round trip with the fence, starts its run with the task's text, and audits the claim", async () => {
     const low = await createTask("low", { priority: 10 });
     const high = await createTask("Reconcile March", { priority: 90, body: "  the ledger  \n\n\t" });
-    const seen: string[] = [];
-    const original = pg.Client.prototype.query;
-    (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
-      const text = args[0] as string | { text?: string; name?: string };
-      seen.push(typeof text === "string" ? text : (text?.name ?? text?.text ?? ""));
-      return (original as unknown as (...a: unknown[]) => unknown).apply(this, args);
-    };
+    const recording = recordQueries();
+    const seen = recording.sent;
     let outcome: Awaited<ReturnType<ReturnType<typeof runtime>["wake"]>>;
     try {
       outcome = await runtime().wake({ tenantId, agentId });
     } finally {
-      pg.Client.prototype.query = original;
+      recording.stop();
     }
     expect(outcome).toEqual({ outcome: "ran", runs: 2 });
     // The claim went with the BEGIN and the fence; the per-row claim queries were not sent.
@@ -133,13 +129,8 @@ describe("the claim sent with the BEGIN", () => {
 
   it("reads the spend context with the claim from an agent's second run on, and again when its descriptor changed", async () => {
     const rtm = runtime();
-    const seen: string[] = [];
-    const original = pg.Client.prototype.query;
-    (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
-      const text = args[0] as string | { text?: string; name?: string };
-      seen.push(typeof text === "string" ? text : (text?.name ?? text?.text ?? ""));
-      return (original as unknown as (...a: unknown[]) => unknown).apply(this, args);
-    };
+    const recording = recordQueries();
+    const seen = recording.sent;
     const named = () => seen.filter((s) => s === "bosun_costs_spend_context_prices").length;
     const withBegin = () => seen.filter((s) => s.includes("EXECUTE bosun_b_spend_context_prices_if_claim_locked(")).length;
     try {
@@ -163,7 +154,7 @@ describe("the claim sent with the BEGIN", () => {
       await rtm.wake({ tenantId, agentId });
       expect(named()).toBe(2);
     } finally {
-      pg.Client.prototype.query = original;
+      recording.stop();
     }
     const runs = await q<{ status: string }>(`SELECT r.status FROM runs r JOIN tasks t ON t.id = r.task_id WHERE t.title IN ('first of the shape', 'second of the shape', 'after the change')`);
     expect(runs.map((r) => r.status)).toEqual(["succeeded", "succeeded", "succeeded"]);

@@ -3,8 +3,9 @@ import { createDatabase, repo, withTenant } from "@bosun/db";
 import { createJobs, type Jobs, wakeKey } from "@bosun/jobs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
-import pg from "pg";
+import type pg from "pg";
 import { atCommitClient, audit, deferAudits, deferWrite, sendWithNext } from "../src/audit";
+import { recordQueries } from "../../../test/helpers/queries";
 
 /**
  * Audit events held to the end of a transaction (the runtime's fenced writes): the same
@@ -96,13 +97,8 @@ describe("deferred audit events", () => {
   });
 
   it("sends a queued statement ahead of the next one: in its round trip when that is a simple query", async () => {
-    const sent: string[] = [];
-    const original = pg.Client.prototype.query;
-    (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
-      const q = args[0] as string | { text?: string };
-      sent.push(typeof q === "string" ? q : (q?.text ?? ""));
-      return (original as unknown as (...a: unknown[]) => unknown).apply(this, args);
-    };
+    const recording = recordQueries();
+    const sent = recording.sent;
     try {
       await withTenant(db.database, T, (tx) =>
         deferAudits(tx, async () => {
@@ -126,7 +122,7 @@ describe("deferred audit events", () => {
         }),
       );
     } finally {
-      pg.Client.prototype.query = original;
+      recording.stop();
     }
     // The transaction's BEGIN went with its first statement too (withTenant holds it back).
     expect(sent[0]).toMatch(/^BEGIN; SELECT set_config\('role', 'bosun_app', true\), set_config\('bosun\.tenant_id', '[^']+', true\);\nSAVEPOINT first;\nSELECT 41 \+ 1 AS n$/);

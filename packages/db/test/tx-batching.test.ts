@@ -2,6 +2,7 @@ import { createDatabase, inlineParams, inlinePrepared, prepared, repo, tenantSta
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
+import { recordQueries } from "../../../test/helpers/queries";
 
 // Statements sent with BEGIN (withTenant's `with`) and whole short transactions in one round
 // trip (tenantStatements): the runtime's lease fence, acquire and release ride on them.
@@ -130,12 +131,8 @@ describe("prepared statements in batches", () => {
 
   it("are prepared once per connection, then executed; their results come back in order without the PREPARE's", async () => {
     const one = createDatabase(db.url, { max: 1 });
-    const sent: string[] = [];
-    const original = pg.Client.prototype.query;
-    (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
-      if (typeof args[0] === "string") sent.push(args[0]);
-      return (original as unknown as (...a: unknown[]) => unknown).apply(this, args);
-    };
+    const recording = recordQueries();
+    const sent = recording.sent;
     try {
       const st = (n: number) => prepared("bosun_b_test_add", "SELECT $1::int + $2::int AS n, current_setting('bosun.tenant_id') AS t", [`'${n}'`, "'1'"]);
       for (let i = 0; i < 3; i++) {
@@ -158,7 +155,7 @@ describe("prepared statements in batches", () => {
       // The text with its arguments in place, for rare paths.
       expect(inlinePrepared(st(5))).toBe("SELECT '5'::int + '1'::int AS n, current_setting('bosun.tenant_id') AS t");
     } finally {
-      pg.Client.prototype.query = original;
+      recording.stop();
       await one.close();
     }
   });
@@ -174,13 +171,8 @@ describe("the BEGIN held back to the first statement", () => {
   afterAll(() => db.drop());
 
   it("goes in the first statement's round trip when that is a simple query, else just ahead of it; a transaction that runs nothing sends nothing", async () => {
-    const sent: string[] = [];
-    const original = pg.Client.prototype.query;
-    (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
-      const q = args[0] as string | { text?: string };
-      sent.push(typeof q === "string" ? q : `[params] ${q?.text ?? ""}`);
-      return (original as unknown as (...a: unknown[]) => unknown).apply(this, args);
-    };
+    const recording = recordQueries();
+    const sent = recording.sent;
     // (set_config(..., true) lasts for the transaction: seeing it, the statement ran in it.)
     const tenantOf = "SELECT current_setting('bosun.tenant_id') AS t, current_user AS u";
     try {
@@ -213,7 +205,7 @@ describe("the BEGIN held back to the first statement", () => {
       expect(sys.rows[0].u).not.toBe("bosun_app");
       expect(sent.splice(0)).toEqual(["BEGIN;\nSELECT current_user AS u", "COMMIT"]);
     } finally {
-      pg.Client.prototype.query = original;
+      recording.stop();
     }
   });
 });
