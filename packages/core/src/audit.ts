@@ -103,6 +103,17 @@ export async function deferAudits<T>(tx: Db, fn: () => Promise<T>): Promise<T> {
   return result;
 }
 
+/** A name for a pg-boss statement's text (it differs by queue), hashed once per text. */
+const jobStatementNames = new Map<string, string>();
+function jobStatementName(text: string): string {
+  let name = jobStatementNames.get(text);
+  if (!name) {
+    name = `bosun_b_job_${createHash("sha1").update(text).digest("hex").slice(0, 16)}`;
+    jobStatementNames.set(text, name);
+  }
+  return name;
+}
+
 /**
  * A client for `jobs.enqueue` (pg-boss's insert) whose statement, inside deferAudits, goes
  * with the COMMIT (deferWrite): a wake costs no round trip of its own, and is dropped with
@@ -116,7 +127,7 @@ export function atCommitClient(tx: Db): { $client: { query(text: string, values?
         if (!deferred.has(tx.$client)) return (await tx.$client.query(text, values)) as unknown as { rows: never[] };
         // Prepared (its plan made once per connection), named by its text: pg-boss's SQL
         // differs by queue.
-        await deferWrite(tx, prepared(`bosun_b_job_${createHash("sha1").update(text).digest("hex").slice(0, 16)}`, text, (values ?? []).map((v) => literalOf(v))));
+        await deferWrite(tx, prepared(jobStatementName(text), text, (values ?? []).map((v) => literalOf(v))));
         return { rows: [] };
       },
     },

@@ -84,6 +84,8 @@ function renderBatch(client: object, statements: BatchStatement[]): { sql: strin
 
 /** Runs `statements` on `client` in one round trip; their results, in order (PREPAREs left out). */
 export async function queryBatch(client: pg.PoolClient, statements: BatchStatement[]): Promise<pg.QueryResult[]> {
+  // What is prepared is kept per connection: a pool would hand each batch another one.
+  if (client instanceof pg.Pool) throw new Error("queryBatch needs one connection (a transaction's client), not the pool");
   const b = renderBatch(client, statements);
   const r = (await client.query(b.sql.join(";\n"))) as unknown as pg.QueryResult | pg.QueryResult[];
   b.done();
@@ -190,7 +192,9 @@ async function run<T>(database: Database, begin: string, statements: BatchStatem
     return result;
   } catch (err) {
     preludes.delete(client);
-    if (lazy?.end() === null || !lazy) {
+    // A BEGIN still held back was never sent: there is nothing to roll back.
+    const begun = lazy === null || lazy.end() === null;
+    if (begun) {
       try {
         await client.query("ROLLBACK");
       } catch {
@@ -248,20 +252,6 @@ function lazyBegin(client: pg.PoolClient, begin: string) {
 }
 
 /**
- * `text` with its `$n` parameters replaced by escaped literals, for a statement that goes
- * in a simple-protocol batch (with a BEGIN or a COMMIT). Values: strings, numbers,
- * booleans, null, and objects (as JSON). The text must hold `$n` only as parameters (no
- * such characters inside its own string literals).
- */
-export function inlineParams(text: string, values: readonly unknown[] = []): string {
-  return text.replace(/\$(\d+)/g, (_, n: string) => {
-    const i = Number(n) - 1;
-    if (i < 0 || i >= values.length) throw new Error(`inlineParams: no value for $${n}`);
-    return literalOf(values[i], `$${n}`);
-  });
-}
-
-/**
  * A string as an escaped SQL literal. A NUL byte, which no Postgres text can hold, fails as
  * it would have as a parameter (SQLSTATE 22021): the API answers 422, not 500.
  */
@@ -270,16 +260,19 @@ export function textLiteral(s: string): string {
   return escapeLiteral(s);
 }
 
-/** A parameter value as an escaped SQL literal (see inlineParams for the kinds of value). */
+/**
+ * A parameter value as an escaped SQL literal, for a prepared statement's arguments:
+ * strings, numbers, booleans, null, dates, and objects (as JSON).
+ */
 export function literalOf(v: unknown, what = "value"): string {
   if (v === null || v === undefined) return "NULL";
   if (typeof v === "number") {
-    if (!Number.isFinite(v)) throw new Error(`inlineParams: ${what} is not a finite number`);
+    if (!Number.isFinite(v)) throw new Error(`literalOf: ${what} is not a finite number`);
     return `'${v}'`;
   }
   if (typeof v === "boolean") return v ? "'true'" : "'false'";
   if (typeof v === "string") return textLiteral(v);
   if (v instanceof Date) return escapeLiteral(v.toISOString());
   if (typeof v === "object") return escapeLiteral(JSON.stringify(v));
-  throw new Error(`inlineParams: ${what} is a ${typeof v}`);
+  throw new Error(`literalOf: ${what} is a ${typeof v}`);
 }

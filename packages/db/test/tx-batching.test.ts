@@ -1,4 +1,4 @@
-import { createDatabase, inlineParams, inlinePrepared, prepared, repo, tenantStatements, withSystem, withTenant } from "@bosun/db";
+import { createDatabase, inlinePrepared, literalOf, prepared, repo, tenantStatements, withSystem, withTenant } from "@bosun/db";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
@@ -87,7 +87,8 @@ describe("one-round-trip transactions", () => {
   });
 });
 
-describe("inlineParams", () => {
+describe("literal arguments (literalOf)", () => {
+  const inlineParams = (text: string, values: unknown[]) => inlinePrepared(prepared("t", text, values.map((v, i) => literalOf(v, `$${i + 1}`))));
   let db: TestDb;
   beforeAll(async () => {
     db = await createTestDb();
@@ -106,7 +107,7 @@ describe("inlineParams", () => {
     } finally {
       c.release();
     }
-    expect(() => inlineParams("SELECT $2", ["one"])).toThrow(/no value for \$2/);
+    expect(() => inlineParams("SELECT $2", ["one"])).toThrow(/no argument for \$2/);
     expect(() => inlineParams("SELECT $1", [Number.NaN])).toThrow(/finite/);
     expect(() => inlineParams("SELECT $1", [Symbol("x")])).toThrow(/symbol/);
     // No Postgres text holds a NUL byte: refused as Postgres refuses the parameter (22021).

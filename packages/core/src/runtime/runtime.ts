@@ -334,6 +334,8 @@ export function agentRuntime(deps: RuntimeDeps) {
   async function execute(f: Fence, initial: RunRow, freshAgent?: repo.AgentRow, firstCall?: Precall): Promise<void> {
     let run = initial;
     let prepared = firstCall;
+    /** The reservation made with the run's start, while its call is still to be made. */
+    const unusedReservation = () => (prepared && "reservation" in prepared ? prepared.reservation : undefined);
     // A run nextRun just started has no waitpoints and is running already; a resumed one
     // consumes what woke it and is marked running again.
     const agent =
@@ -376,10 +378,8 @@ export function agentRuntime(deps: RuntimeDeps) {
     for (;;) {
       if (stopping) {
         // A reservation made with the run's start goes back now rather than at the sweep.
-        if (prepared && "reservation" in prepared) {
-          const held = prepared.reservation;
-          await fenced(f, (tx) => spend.release(tx, held)).catch(() => {});
-        }
+        const held = unusedReservation();
+        if (held) await fenced(f, (tx) => spend.release(tx, held)).catch(() => {});
         return;
       }
       // The step log and the run (an operator may cancel it) are read again each turn, with
@@ -416,7 +416,7 @@ export function agentRuntime(deps: RuntimeDeps) {
       }
       const over = overLimit(run, started);
       if (over) {
-        await finish(f, run, "failed", { error: { code: "LIMIT", message: over } }, undefined, prepared && "reservation" in prepared ? prepared.reservation : undefined);
+        await finish(f, run, "failed", { error: { code: "LIMIT", message: over } }, undefined, unusedReservation());
         return;
       }
       const seq = steps.length;
