@@ -93,14 +93,30 @@ describe("the claim sent with the BEGIN", () => {
     // The first call's prompt layers were read in that round trip too, after the claim.
     expect(seen.filter((s) => s === "bosun_memory_prompt_reads")).toEqual([]);
     expect(begins.filter((s) => s.indexOf("EXECUTE bosun_b_memory_prompt_reads_if_claim_locked(") > s.indexOf("EXECUTE bosun_b_claim_start("))).toHaveLength(3);
-    // The model's step went with its transaction's BEGIN (after the fence); the tool's step did not.
-    expect(seen.filter((s) => /^(PREPARE [^\n]*\n)*BEGIN/.test(s) || s.startsWith("PREPARE")).filter((s) => s.includes("EXECUTE bosun_b_insert_step_update_run("))).toHaveLength(2);
-    expect(seen.filter((s) => s === "bosun_runtime_insert_step_update_run")).toHaveLength(2);
-    // complete_task: its savepoint went with the task's lock, and with no task depending on
-    // this one, no lookup of dependents was made.
-    expect(seen.filter((s) => /^SAVEPOINT \w+$/.test(s))).toEqual([]);
-    expect(seen.filter((s) => s.startsWith("SAVEPOINT tool_in_turn;\n") && s.includes("EXECUTE bosun_b_task_for_write("))).toHaveLength(2);
-    expect(seen.filter((s) => /from "task_dependencies"/i.test(s))).toEqual([]);
+    // The model's turn is two round trips. With its BEGIN (after the fence): the model's
+    // step, its charge, and the task's row lock, in that order.
+    const unprepared = (s: string) => s.replace(/^(PREPARE [^;]*;\n)*/, "");
+    const turns = seen.map(unprepared).filter((s) => s.startsWith("BEGIN") && s.includes("EXECUTE bosun_b_insert_step_update_run("));
+    expect(turns).toHaveLength(2);
+    for (const t of turns) {
+      const at = ["EXECUTE bosun_b_fence(", "EXECUTE bosun_b_insert_step_update_run(", "EXECUTE bosun_b_charge_and_take(", "EXECUTE bosun_b_task_for_write("].map((x) => t.indexOf(x));
+      expect(at.every((i) => i > 0)).toBe(true);
+      expect([...at].sort((a, b) => a - b)).toEqual(at);
+    }
+    // With its COMMIT: complete_task's savepoint, the task's completion, the tool's step and
+    // the audit events; with no task depending on this one, no lookup of dependents was made.
+    const commits = seen.map(unprepared).filter((s) => s.includes("EXECUTE bosun_b_complete_task("));
+    expect(commits).toHaveLength(2);
+    for (const c of commits) {
+      expect(c.startsWith("SAVEPOINT tool_in_turn;\nEXECUTE bosun_b_audit_insert(")).toBe(true);
+      expect(c).toContain("EXECUTE bosun_b_insert_step_update_run_held(");
+      expect(c).toContain("EXECUTE bosun_b_audit_insert(");
+      expect(c.endsWith("COMMIT")).toBe(true);
+    }
+    // Nothing of the turn went in a round trip of its own.
+    expect(seen.filter((s) => /^SAVEPOINT \w+$/.test(s) || /^(bosun_runtime_insert_step_update_run|bosun_costs_charge_and_take)$/.test(s))).toEqual([]);
+    expect(seen.filter((s) => unprepared(s).startsWith("EXECUTE bosun_b_task_for_write("))).toEqual([]);
+    expect(seen.filter((s) => /from "task_dependencies"/i.test(s) || /^update "tasks"/.test(s))).toEqual([]);
 
     const [h] = await q<{ status: string; lease_epoch: string; run_id: string }>(`SELECT status, lease_epoch, run_id FROM tasks WHERE id = $1`, [high.id]);
     expect(h).toMatchObject({ status: "done", lease_epoch: "1" });

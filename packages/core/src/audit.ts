@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { type BatchStatement, commitWith, type Db, inlinePrepared, literalOf, prepared, repo, type Tx } from "@bosun/db";
+import { type BatchStatement, type CommitStatement, commitWith, type Db, inlinePrepared, literalOf, prepared, type QueryResult, repo, type Tx } from "@bosun/db";
 import { type Actor, auditActor } from "./actor";
 import { newId } from "./ids";
 
@@ -28,7 +28,7 @@ export async function audit(tx: Db, actor: Actor, entry: AuditEntry, requestId?:
  */
 interface Held {
   inputs: repo.AuditInput[];
-  writes: BatchStatement[];
+  writes: CommitStatement[];
   /** Statements to send ahead of the transaction's next one (sendWithNext). */
   withNext: string[];
   marks: Map<string, { inputs: number; writes: number }>;
@@ -94,12 +94,11 @@ export async function deferAudits<T>(tx: Db, fn: () => Promise<T>): Promise<T> {
   } finally {
     restore();
   }
-  // Nothing came after them: they go now, ahead of what goes with the COMMIT.
-  if (held.withNext.length > 0) await client.query(held.withNext.splice(0).join(";\n"));
+  // Nothing came after them: they open what goes with the COMMIT.
+  for (const s of held.withNext.splice(0)) commitWith(tx as Tx, s);
   // Sent with the COMMIT: no round trip of its own.
-  // (The events first: appendAudits runs anything queued for the COMMIT before its own.)
   await repo.appendAudits(tx, held.inputs, { atCommit: true });
-  for (const w of held.writes) commitWith(tx as Tx, w);
+  for (const w of held.writes) commitWith(tx as Tx, w.sql, w.onResult);
   return result;
 }
 
@@ -136,9 +135,8 @@ export function atCommitClient(tx: Db): { $client: { query(text: string, values?
 
 /**
  * A statement with no result to read (a SAVEPOINT), sent ahead of the transaction's next
- * statement, in its round trip when that is a simple query (see deferAudits); outside
- * deferAudits it runs now. Not for the last statement of a transaction: the COMMIT's
- * prelude goes out first.
+ * statement, in its round trip when that is a simple query (see deferAudits), or with
+ * the COMMIT when none comes; outside deferAudits it runs now.
  */
 export async function sendWithNext(tx: Db, sql: string): Promise<void> {
   const held = deferred.get(tx.$client);
@@ -151,13 +149,18 @@ export async function sendWithNext(tx: Db, sql: string): Promise<void> {
 }
 
 /**
- * A write whose result nobody reads and that nothing later in the transaction reads back
- * (an archived task result): inside deferAudits it goes with the COMMIT, like the audit
- * events (a rollback to a savepoint taken before it drops it, as it would the row);
- * elsewhere it runs now. `sql` carries escaped literals.
+ * A write that nothing later in the transaction reads back (an archived task result, a
+ * run's last step): inside deferAudits it goes with the COMMIT, like the audit events (a
+ * rollback to a savepoint taken before it drops it, as it would the row); elsewhere it
+ * runs now. `onResult` gets its result once it has run (with the COMMIT: before the
+ * transaction's caller goes on; never, if the transaction fails). `sql` carries escaped
+ * literals.
  */
-export async function deferWrite(tx: Db, sql: BatchStatement): Promise<void> {
+export async function deferWrite(tx: Db, sql: BatchStatement, onResult?: (result: QueryResult) => void): Promise<void> {
   const held = deferred.get(tx.$client);
-  if (held) held.writes.push(sql);
-  else await tx.$client.query(typeof sql === "string" ? sql : inlinePrepared(sql));
+  if (held) held.writes.push({ sql, onResult });
+  else {
+    const r = (await tx.$client.query(typeof sql === "string" ? sql : inlinePrepared(sql))) as unknown as QueryResult;
+    onResult?.(r);
+  }
 }

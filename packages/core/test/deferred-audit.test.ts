@@ -96,6 +96,35 @@ describe("deferred audit events", () => {
     expect((await events()).some((e) => (e.after as { n: unknown }).n === "rolled back with it")).toBe(false);
   });
 
+  it("hands a deferred write its result once the COMMIT has run, and never when the transaction fails", async () => {
+    const got: string[] = [];
+    const during: number[] = [];
+    await withTenant(db.database, T, (tx) =>
+      deferAudits(tx, async () => {
+        await deferWrite(tx, `INSERT INTO deferred_probe VALUES ('e with result') RETURNING v`, (r) => got.push(r.rows[0].v));
+        await deferWrite(tx, `INSERT INTO deferred_probe VALUES ('f with result') RETURNING upper(v) AS v`, (r) => got.push(r.rows[0].v));
+        during.push(got.length);
+      }),
+    );
+    expect(during).toEqual([0]);
+    expect(got).toEqual(["e with result", "F WITH RESULT"]);
+    const lost: string[] = [];
+    await expect(
+      withTenant(db.database, T, (tx) =>
+        deferAudits(tx, async () => {
+          await deferWrite(tx, `INSERT INTO deferred_probe VALUES ('g lost') RETURNING v`, (r) => lost.push(r.rows[0].v));
+          await deferWrite(tx, `INSERT INTO deferred_probe VALUES (NULL)`);
+        }),
+      ),
+    ).rejects.toThrow(/null value/);
+    expect(lost).toEqual([]);
+    // Outside deferAudits it runs at once, and so does its callback.
+    await withTenant(db.database, T, async (tx) => {
+      await deferWrite(tx, `SELECT 'in place' AS v`, (r) => lost.push(r.rows[0].v));
+      expect(lost).toEqual(["in place"]);
+    });
+  });
+
   it("sends a queued statement ahead of the next one: in its round trip when that is a simple query", async () => {
     const recording = recordQueries();
     const sent = recording.sent;
@@ -117,7 +146,7 @@ describe("deferred audit events", () => {
           await sendWithNext(tx, "RELEASE SAVEPOINT third");
           const many = (await tx.$client.query("SELECT 1 AS a; SELECT 2 AS b")) as unknown as pg.QueryResult[];
           expect(many.map((r) => r.rows[0])).toEqual([{ a: 1 }, { b: 2 }]);
-          // Left at the end: sent before the COMMIT.
+          // Left at the end: sent with the COMMIT.
           await sendWithNext(tx, "SAVEPOINT last");
         }),
       );
@@ -132,7 +161,7 @@ describe("deferred audit events", () => {
       "ROLLBACK TO SAVEPOINT second",
       "SAVEPOINT third;\nRELEASE SAVEPOINT third;\nSELECT 1 AS a; SELECT 2 AS b",
     ]);
-    expect(sent[5]).toBe("SAVEPOINT last");
+    expect(sent.slice(5)).toEqual(["SAVEPOINT last;\nCOMMIT"]);
     expect((await events()).some((e) => (e.after as { n: unknown }).n === "dropped with the savepoint")).toBe(false);
   });
 

@@ -133,26 +133,46 @@ export async function withSystem<T>(database: Database, fn: (tx: Tx) => Promise<
   return run(database, "BEGIN", [], fn);
 }
 
+/** A statement queued to go with the COMMIT, and who wants its result. */
+export interface CommitStatement {
+  sql: BatchStatement;
+  onResult?: ((result: pg.QueryResult) => void) | undefined;
+}
+
 /** Statements to send with the COMMIT, in one round trip (see commitWith), by connection. */
-const preludes = new WeakMap<object, BatchStatement[]>();
+const preludes = new WeakMap<object, CommitStatement[]>();
 
 /**
  * Sends `sql` (no parameters: literals escaped by the caller) together with this
  * transaction's COMMIT, in one round trip, after everything else the transaction does.
- * For writes that need nothing back and can go last (the transaction's audit events):
- * one round trip less. Only for transactions run by withTenant / withSystem.
+ * For writes that nothing later in the transaction depends on (its audit events, the
+ * run's last step): one round trip less. `onResult` gets the statement's result once it
+ * has run, before the transaction's caller gets control back (it is not called if the
+ * transaction fails). Only for transactions run by withTenant / withSystem.
  */
-export function commitWith(tx: Tx, sql: BatchStatement): void {
+export function commitWith(tx: Tx, sql: BatchStatement, onResult?: (result: pg.QueryResult) => void): void {
   const prev = preludes.get(tx.$client);
-  if (prev) prev.push(sql);
-  else preludes.set(tx.$client, [sql]);
+  if (prev) prev.push({ sql, onResult });
+  else preludes.set(tx.$client, [{ sql, onResult }]);
 }
 
 /** Takes back what commitWith queued (to run it now, before work that must come after it). */
-export function takeCommitPrelude(tx: Tx): BatchStatement[] | undefined {
+export function takeCommitPrelude(tx: Tx): CommitStatement[] | undefined {
   const prelude = preludes.get(tx.$client);
   preludes.delete(tx.$client);
   return prelude;
+}
+
+/**
+ * Runs queued statements (takeCommitPrelude's) on `client` in one round trip, then hands
+ * each its result. `before`: SQL to send ahead of them (a held-back BEGIN: its results,
+ * one per statement in it, are left out); `after`: statements to send after them.
+ */
+export async function runQueued(client: pg.PoolClient, queued: CommitStatement[], opts: { before?: string; after?: BatchStatement[] } = {}): Promise<void> {
+  const ahead = opts.before === undefined ? [] : [opts.before];
+  const results = await queryBatch(client, [...ahead, ...queued.map((q) => q.sql), ...(opts.after ?? [])]);
+  const skip = opts.before === undefined ? 0 : opts.before.split(";").length;
+  for (const [i, q] of queued.entries()) q.onResult?.(results[skip + i]!);
 }
 
 async function run<T>(database: Database, begin: string, statements: BatchStatement[], fn: (tx: Tx) => Promise<T>, check?: (results: pg.QueryResult[]) => void): Promise<T> {
@@ -182,7 +202,7 @@ async function run<T>(database: Database, begin: string, statements: BatchStatem
     // (and a connection that was preparing statements is discarded).
     if (prelude) {
       try {
-        await queryBatch(client, [...(unsent === null ? [] : [unsent]), ...prelude, "COMMIT"]);
+        await runQueued(client, prelude, { ...(unsent === null ? {} : { before: unsent }), after: ["COMMIT"] });
       } catch (err) {
         broken = true;
         throw err;

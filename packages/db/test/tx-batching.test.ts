@@ -1,4 +1,4 @@
-import { createDatabase, inlinePrepared, literalOf, prepared, repo, tenantStatements, withSystem, withTenant } from "@bosun/db";
+import { commitWith, createDatabase, inlinePrepared, literalOf, prepared, repo, tenantStatements, withSystem, withTenant } from "@bosun/db";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
@@ -84,6 +84,32 @@ describe("one-round-trip transactions", () => {
     expect(repo.runtime.released(released)).toEqual({ released: true, wakeRequested: true });
     const [twice] = await tenantStatements(db.database, A, [repo.runtime.releaseLeaseStatement(fence)]);
     expect(repo.runtime.released(twice)).toEqual({ released: false, wakeRequested: false });
+  });
+
+  it("writes a task's completion with the COMMIT, and fails the whole transaction if its fence no longer holds (bosun_expect_one)", async () => {
+    const task = "tsk_0000000000aaaaaaaaaaaaaaaa";
+    await db.database.pool.query(
+      `INSERT INTO tasks (tenant_id, id, title, status, lease_owner, lease_epoch, created_by_type, created_by_id) VALUES ($1, $2, 'probe', 'in_progress', 'run:r1', 3, 'user', 'u')`,
+      [A, task],
+    );
+    const complete = (epoch: number, result: unknown) => repo.completeTaskStatement({ tenantId: A, taskId: task, epoch, owner: "run:r1", status: "done", result });
+    // A stale epoch: the update matches nothing, so the COMMIT's batch fails, and the
+    // transaction's other write goes with it.
+    await expect(
+      withTenant(db.database, A, async (tx) => {
+        await tx.$client.query(`UPDATE agents SET owner = 'with a stale completion' WHERE tenant_id = $1`, [A]);
+        commitWith(tx, complete(2, { ok: "stale" }));
+      }),
+    ).rejects.toMatchObject({ code: "40001", message: `lease lost: task ${task} is no longer leased under epoch 2` });
+    expect((await db.database.pool.query(`SELECT owner FROM agents WHERE tenant_id = $1`, [A])).rows[0].owner).not.toBe("with a stale completion");
+    expect((await db.database.pool.query(`SELECT status, result FROM tasks WHERE id = $1`, [task])).rows[0]).toEqual({ status: "in_progress", result: null });
+    // The lease's own epoch and owner: done, with its result (a JSON string stays a string) and a completion time.
+    await withTenant(db.database, A, async (tx) => commitWith(tx, complete(3, "it's done")));
+    const [row] = (await db.database.pool.query(`SELECT status, result, lease_owner, completed_at FROM tasks WHERE id = $1`, [task])).rows;
+    expect(row).toMatchObject({ status: "done", result: "it's done", lease_owner: null });
+    expect(row.completed_at).toBeInstanceOf(Date);
+    // Done is not leased: the same completion again fails.
+    await expect(withTenant(db.database, A, async (tx) => commitWith(tx, complete(3, "again")))).rejects.toMatchObject({ code: "40001" });
   });
 });
 

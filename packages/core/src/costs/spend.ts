@@ -1,4 +1,4 @@
-import { type Database, repo, type Tx, withSystem } from "@bosun/db";
+import { type BatchStatement, type Database, type QueryResult, repo, type Tx, withSystem } from "@bosun/db";
 import type { Jobs } from "@bosun/jobs";
 import type { Usage } from "@bosun/llm";
 import { systemActor } from "../actor";
@@ -226,6 +226,39 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
 
   async function settle(tx: Tx, r: Reservation, actual: { calls: ActualCall[]; computeMs: number }): Promise<Settlement> {
     const req = r.request;
+    // Providers report pinned snapshots: price the model that answered if it has its own price.
+    const answered = new Map<number, PriceRow | null>();
+    for (const [i, a] of actual.calls.entries()) {
+      const planned = req.calls[i];
+      if (planned && a.usage && a.model && a.model !== planned.model) {
+        answered.set(i, (await c.findPrice(tx, { tenantId: req.tenantId, provider: planned.provider, models: priceCandidates(a.model), at: r.at })) ?? null);
+      }
+    }
+    const charge = charges(r, actual, answered);
+    return charged(tx, r, charge, await c.chargeAndTake(tx, { tenantId: req.tenantId, reservationKey: req.key, rows: charge.rows }));
+  }
+
+  /**
+   * settle in two halves: its statement (the ledger rows appended, the reservation taken),
+   * for the caller to send with its transaction's BEGIN, and `finish`, the rest, given that
+   * statement's result. Undefined when a price must be looked up first (a model other than
+   * the planned one answered): settle does that.
+   */
+  function settleStatement(
+    r: Reservation,
+    actual: { calls: ActualCall[]; computeMs: number },
+  ): { statement: BatchStatement; finish: (tx: Tx, result: QueryResult) => Promise<Settlement> } | undefined {
+    if (actual.calls.some((a, i) => a.usage && a.model && r.request.calls[i] && a.model !== r.request.calls[i]!.model)) return undefined;
+    const charge = charges(r, actual, new Map());
+    return {
+      statement: c.chargeAndTakeStatement({ tenantId: r.request.tenantId, reservationKey: r.request.key, rows: charge.rows }),
+      finish: (tx, result) => charged(tx, r, charge, c.chargeAndTakeFrom(result)),
+    };
+  }
+
+  /** A settle's ledger rows (each call's tokens, then the compute). `answered`: the prices of models other than the planned ones, by call. */
+  function charges(r: Reservation, actual: { calls: ActualCall[]; computeMs: number }, answered: Map<number, PriceRow | null>) {
+    const req = r.request;
     const rows: repo.costs.ChargeRow[] = [];
     const base = {
       tenantId: req.tenantId,
@@ -247,11 +280,7 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
     for (const [i, a] of actual.calls.entries()) {
       const planned = req.calls[i];
       if (!planned || !a.usage) continue;
-      let price = r.prices[i] ?? null;
-      // Providers report pinned snapshots: price the model that answered if it has its own price.
-      if (a.model && a.model !== planned.model) {
-        price = (await c.findPrice(tx, { tenantId: req.tenantId, provider: planned.provider, models: priceCandidates(a.model), at: r.at })) ?? price;
-      }
+      const price = answered.has(i) ? (answered.get(i) ?? r.prices[i] ?? null) : (r.prices[i] ?? null);
       const unreported = a.usage.unreported === true;
       rows.push({
         ...base,
@@ -289,10 +318,15 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
       rateMicrosPerHour: r.computeRate,
       costMicros: computeCost(computeMs, r.computeRate),
     });
-    const { inserted, holds } = await c.chargeAndTake(tx, { tenantId: req.tenantId, reservationKey: req.key, rows });
+    return { rows, computeKey, calls: actual.calls.length };
+  }
+
+  /** After the ledger insert: what it added moves from reserved to spent. */
+  function charged(tx: Tx, r: Reservation, charge: ReturnType<typeof charges>, taken: { inserted: Set<string>; holds: repo.costs.Hold[] }): Promise<Settlement> {
+    const { inserted, holds } = taken;
     // A replayed settle finds its charges in the ledger already: it only releases.
-    const usd = rows.reduce((n, row) => n + (inserted.has(row.idempotencyKey) ? (row.costMicros ?? 0) : 0), 0);
-    const calls = inserted.has(computeKey) ? actual.calls.length : 0;
+    const usd = charge.rows.reduce((n, row) => n + (inserted.has(row.idempotencyKey) ? (row.costMicros ?? 0) : 0), 0);
+    const calls = inserted.has(charge.computeKey) ? charge.calls : 0;
     // No holds: the sweeper took the reservation (a very slow call); the spend still counts.
     return applyToBudgets(tx, r, holds, { usd, calls });
   }
@@ -509,7 +543,7 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
 
   /** The engine's clock (injectable in tests): the time a reservation is made at. */
   const now = () => clock();
-  return { reserve, settle, release, exhausted, chargeReported, exhaustedFor, settleAction, now };
+  return { reserve, settle, settleStatement, release, exhausted, chargeReported, exhaustedFor, settleAction, now };
 }
 
 export type SpendEngine = ReturnType<typeof spendEngine>;

@@ -3,7 +3,7 @@ import { type BatchStatement, type Database, type QueryResult, repo, tenantState
 import { type Jobs, wakeKey } from "@bosun/jobs";
 
 import { type ContentBlock, completeWithRouting, type Message, type ModelProvider, type ModelResponse, RoutingError, type RouteAttempt, type ToolDef } from "@bosun/llm";
-import { atCommitClient, deferAudits, sendWithNext } from "../audit";
+import { atCommitClient, deferAudits, deferWrite, sendWithNext } from "../audit";
 import { type ActualCall, priceLookups, type Reservation, type ReserveRequest, type SpendEngine, SpendRefused, spendEngine } from "../costs/spend";
 import { AppError } from "../errors";
 import { type GatewayExecutor, gatewayExecutor, gatewayToolsFor, type PreparedGatewayCall } from "../gateway/execute";
@@ -40,8 +40,12 @@ const MODEL_TIMEOUT_MS = 120_000;
 export interface TaskPort {
   claimNextForAgent(p: { tenantId: string; agentId: string; leaseOwner: string; ttlSeconds: number }): Promise<ClaimedTask | null>;
   /** Completes (or sends to review) inside the run's transaction, fenced by the task lease. */
-  completeInTx(tx: Tx, p: TaskWrite & { result: unknown }): Promise<{ title: string }>;
-  failInTx(tx: Tx, p: TaskWrite & { error: string; retry: boolean }): Promise<unknown>;
+  /**
+   * `locked`: the task's row, locked in this transaction already (undefined: no such task).
+   * `atCommit`: the completion may be written with the COMMIT (only the title is read back).
+   */
+  completeInTx(tx: Tx, p: TaskWrite & { result: unknown; locked?: { row: repo.LockedTaskRow | undefined }; atCommit?: boolean }): Promise<{ title: string }>;
+  failInTx(tx: Tx, p: TaskWrite & { error: string; retry: boolean; locked?: { row: repo.LockedTaskRow | undefined } }): Promise<unknown>;
   createInTx(
     tx: Tx,
     p: { tenantId: string; byAgentId: string; title: string; body?: string; assignee?: string; domain?: string; priority?: number },
@@ -497,18 +501,39 @@ export function agentRuntime(deps: RuntimeDeps) {
       };
       // With no passed-over attempts to write first, the model's step goes with the BEGIN
       // (its values are known before the transaction starts): one round trip less a turn.
+      // So does its charge (unless a price must be looked up first), and, when the model
+      // closes the run's task, the task's row lock: the turn's transaction is then that
+      // round trip and the COMMIT's, which carries the task's update and the tool's step.
       const stepWithBegin = response.rejected.length === 0;
+      const settleFirst = stepWithBegin
+        ? spend.settleStatement(reservation, { calls: attempts({ seq: steps.length, model: r.model, usage: r.usage }), computeMs: Date.now() - computeMark })
+        : undefined;
+      const closesTask = merge && task !== undefined && (firstUse.name === "complete_task" || firstUse.name === "fail_task");
+      const batch = {
+        policies: merge ? 0 : -1,
+        current: merge ? 1 : -1,
+        step: stepWithBegin ? (merge ? 2 : 0) : -1,
+      };
+      const charge = settleFirst ? (batch.step >= 0 ? batch.step + 1 : -1) : -1;
+      const lock = closesTask && charge >= 0 ? charge + 1 : -1;
       const [step, toolStep] = await fenced(f, async (tx, reads) => {
-        const [policies, current] = merge ? reads : [];
+        const policies = reads[batch.policies];
+        const current = reads[batch.current];
         const seq0 = steps.length + (await recordRejected(tx, f, run, steps.length, response.rejected));
-        const s = stepWithBegin ? (reads[reads.length - 1]!.rows[0] as StepRow) : await rt.insertStepAndUpdateRun(tx, llmStep(seq0), llmPatch);
+        const s = stepWithBegin ? (reads[batch.step]!.rows[0] as StepRow) : await rt.insertStepAndUpdateRun(tx, llmStep(seq0), llmPatch);
         // The charge is written with the step, under the same fence: a step that exists
         // has been paid for, and a replayed step finds its charge by key.
-        await spend.settle(tx, reservation, { calls: attempts({ seq: seq0, model: r.model, usage: r.usage }), computeMs: Date.now() - computeMark });
+        if (settleFirst && charge >= 0) await settleFirst.finish(tx, reads[charge]!);
+        else await spend.settle(tx, reservation, { calls: attempts({ seq: seq0, model: r.model, usage: r.usage }), computeMs: Date.now() - computeMark });
         // Not in a run an operator cancelled during the call (the next turn's read ends it).
         if (!merge || !policies || current?.rows[0]?.status !== "running") return [s, null] as const;
         // A new model step: no waitpoint can refer to its tool uses yet.
-        tool = toolCall(f, run, seq0 + 1, firstUse, { llmSeq: seq0, descriptor, waits: [] });
+        tool = toolCall(f, run, seq0 + 1, firstUse, {
+          llmSeq: seq0,
+          descriptor,
+          waits: [],
+          ...(lock >= 0 ? { lockedTask: { row: repo.lockedTaskFrom(reads[lock]!) } } : {}),
+        });
         // The savepoint goes ahead of the tool's first statement, in its round trip.
         await sendWithNext(tx, "SAVEPOINT tool_in_turn");
         try {
@@ -523,6 +548,8 @@ export function agentRuntime(deps: RuntimeDeps) {
       }, [
         ...(merge ? [repo.governance.policiesForAgentRead(f.tenantId, f.agentId), rt.runStatusRead(f.tenantId, run.id)] : []),
         ...(stepWithBegin ? [rt.insertStepAndUpdateRunStatement(llmStep(steps.length), llmPatch, f)] : []),
+        ...(charge >= 0 ? [settleFirst!.statement] : []),
+        ...(lock >= 0 ? [repo.lockTaskForWriteStatement({ tenantId: f.tenantId, taskId: task!.id })] : []),
       ]);
       computeMark = Date.now();
       await deps.afterStep?.(step);
@@ -700,7 +727,7 @@ export function agentRuntime(deps: RuntimeDeps) {
     // An MCP call the first transaction let through (slot taken, fee reserved): made after it commits.
     const gw: { prepared?: PreparedGatewayCall } = {};
     /** `taken`: a savepoint the caller has just taken, with nothing written since, for the effect to roll back to. */
-    async function inTx(tx: Tx, policies: repo.governance.PolicyRow[], taken?: string): Promise<StepRow | null> {
+    async function inTx(tx: Tx, policies: repo.governance.PolicyRow[], taken?: string): Promise<Written> {
       // Policy first: a denied call never executes, one that needs approval suspends the run.
       // An approval of this call would be among the waitpoints this turn read (under the lease).
       const gate = await gateToolCall(tx, {
@@ -742,8 +769,8 @@ export function agentRuntime(deps: RuntimeDeps) {
       }
     }
 
-    async function after(written: StepRow | null): Promise<"continue" | "finished" | "waiting"> {
-    let step = written;
+    async function after(written: Written): Promise<"continue" | "finished" | "waiting"> {
+    let step = written && "later" in written ? (written.later.row ?? null) : written;
     const prepared = gw.prepared;
     if (prepared) {
       // Phases 2 and 3 of a gateway call (gateway/execute.ts): the MCP call with no
@@ -795,11 +822,14 @@ export function agentRuntime(deps: RuntimeDeps) {
           const tw = { tenantId: f.tenantId, taskId: input.task.id, agentId: f.agentId, leaseOwner: input.task.leaseOwner, epoch: input.task.epoch };
           // Nothing was written since the effect's savepoint: a lost task lease rolls back to it.
           let title: string | undefined;
+          // The task's row, when it was locked with this transaction's BEGIN; its completion
+          // may then go with the COMMIT (nothing after it here reads the task).
+          const locked = call.lockedTask ? { locked: call.lockedTask } : {};
           try {
             if (use.name === "complete_task") {
-              title = (await deps.tasks.completeInTx(tx, { ...tw, result: a.result ?? null })).title;
+              title = (await deps.tasks.completeInTx(tx, { ...tw, ...locked, atCommit: call.lockedTask !== undefined, result: a.result ?? null })).title;
             } else {
-              await deps.tasks.failInTx(tx, { ...tw, error: String(a.error ?? "failed"), retry: a.retry === true });
+              await deps.tasks.failInTx(tx, { ...tw, ...locked, error: String(a.error ?? "failed"), retry: a.retry === true });
             }
           } catch (err) {
             // The task's lease ran out and it went back to the queue (or on to someone
@@ -813,13 +843,21 @@ export function agentRuntime(deps: RuntimeDeps) {
           }
           const status = use.name === "complete_task" ? "succeeded" : "failed";
           const out = use.name === "complete_task" ? { result: a.result ?? null } : { error: { code: "TASK_FAILED", message: String(a.error ?? "") } };
-          // The step, its count and the run's end in one statement; endRun does the rest.
-          const s = await rt.insertStepAndUpdateRun(tx, base("ok", { content: use.name === "complete_task" ? "task completed" : "task failed" }), {
-            status,
-            ended: true,
-            ...out,
-            addSteps: 1,
-          });
+          // The step, its count and the run's end in one statement, with the COMMIT (nothing
+          // after it reads the step or the run back; the fence is held); endRun does the rest.
+          const s: LaterStep = { later: {} };
+          await deferWrite(
+            tx,
+            rt.insertStepAndUpdateRunPrepared(base("ok", { content: use.name === "complete_task" ? "task completed" : "task failed" }), {
+              status,
+              ended: true,
+              ...out,
+              addSteps: 1,
+            }),
+            (r) => {
+              s.later.row = r.rows[0] as StepRow;
+            },
+          );
           await endRun(tx, f, run, status, out, { runUpdated: true, descriptor: call.descriptor, ...(title === undefined ? {} : { taskTitle: title }) });
           outcome = "finished";
           return s;
@@ -1049,12 +1087,23 @@ function isToolResult(s: StepRow): boolean {
 
 type ToolUse = Extract<ContentBlock, { type: "tool_use" }>;
 
+/** A step written with its transaction's COMMIT: its row once that has run. */
+type LaterStep = { later: { row?: StepRow } };
+/** What a tool call wrote: its step, one still to be written with the COMMIT, or none. */
+type Written = StepRow | LaterStep | null;
+
 interface ToolCallContext {
   /** The seq of the model step that asked for the call. */
   llmSeq: number;
   descriptor: AgentDescriptor;
   /** The run's waitpoints, as read this turn. */
   waits: repo.runtime.WaitpointRow[];
+  /**
+   * The run's task, locked for its write in this transaction already (sent with its
+   * BEGIN): complete_task and fail_task need not read it, and the completion and the
+   * tool's step go with the COMMIT.
+   */
+  lockedTask?: { row: repo.LockedTaskRow | undefined };
 }
 
 function toolUses(llm: StepRow) {

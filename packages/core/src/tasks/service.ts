@@ -10,7 +10,7 @@ import { type Database, queryBatch, repo, type Tx, withSystem, withTenant } from
 import { type Jobs, wakeKey } from "@bosun/jobs";
 import { type Actor, agentActor, requireScope, systemActor } from "../actor";
 import { fieldIssues } from "../agents/descriptor";
-import { atCommitClient, audit } from "../audit";
+import { atCommitClient, audit, deferWrite } from "../audit";
 import { AppError, conflict, forbidden, notFound, validation } from "../errors";
 import { type IdempotencyRequest, runCreate } from "../idempotency";
 import { newId } from "../ids";
@@ -381,18 +381,24 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
     return u;
   }
 
-  /** `hasDependents`: false when the caller knows no task depends on this one (nothing to unblock). */
-  async function completeIn(tx: Tx, h: Holder, t: repo.TaskRow, epoch: number, result: unknown, ctx: Ctx, hasDependents = true) {
+  /**
+   * `hasDependents`: false when the caller knows no task depends on this one (nothing to
+   * unblock). `atCommit`: the caller holds the task's row lock and nothing later in its
+   * transaction reads the task back, so the update goes with the COMMIT (deferWrite); the
+   * row returned is the one it writes, with this process's clock for its timestamps.
+   */
+  async function completeIn(tx: Tx, h: Holder, t: repo.TaskRow, epoch: number, result: unknown, ctx: Ctx, hasDependents = true, atCommit = false) {
     assertLease(t, h, epoch);
     if (isEmptyJson(result)) throw validation("done needs a result: a non-empty JSON value", [{ path: "result", message: "must be a non-empty JSON value" }]);
     const review = t.requiresReview;
-    const u = await fencedUpdate(tx, h, t, epoch, {
-      status: review ? "in_review" : "done",
-      result,
-      leaseOwner: null,
-      leaseExpiresAt: null,
-      completedAt: review ? null : repo.dbNow(),
-    });
+    const status: repo.TaskStatus = review ? "in_review" : "done";
+    // Dependents are looked for in this transaction, after the update: it must have run.
+    const deferred = atCommit && !hasDependents;
+    if (deferred) await deferWrite(tx, repo.completeTaskStatement({ tenantId: t.tenantId, taskId: t.id, epoch, owner: h.leaseOwner, status: review ? "in_review" : "done", result }));
+    const now = new Date();
+    const u = deferred
+      ? { ...t, status, result, leaseOwner: null, leaseExpiresAt: null, completedAt: review ? null : now, updatedAt: now }
+      : await fencedUpdate(tx, h, t, epoch, { status, result, leaseOwner: null, leaseExpiresAt: null, completedAt: review ? null : repo.dbNow() });
     if (review) await wakeReviewer(tx, u);
     else if (hasDependents) await wakeDependents(tx, u);
     await audit(
@@ -463,9 +469,13 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
     await audit(tx, actor, { action: "task.start", targetType: "task", targetId: c.id, before: { status: "claimed" }, after: { status: c.status } });
   }
 
-  /** A lease holder's write from the runtime, in the runtime's transaction. */
-  async function inRuntime<T>(tx: Tx, p: TaskLeaseWrite, fn: (h: Holder, t: repo.TaskRow, hasDependents: boolean) => Promise<T>) {
-    const t = await repo.lockTaskForWrite(tx, { tenantId: p.tenantId, taskId: p.taskId });
+  /**
+   * A lease holder's write from the runtime, in the runtime's transaction. `locked`: the
+   * task's row, locked in this transaction already (repo.lockTaskForWriteStatement, sent
+   * with its BEGIN); undefined there means no such task.
+   */
+  async function inRuntime<T>(tx: Tx, p: TaskLeaseWrite & { locked?: { row: repo.LockedTaskRow | undefined } }, fn: (h: Holder, t: repo.TaskRow, hasDependents: boolean) => Promise<T>) {
+    const t = p.locked ? p.locked.row : await repo.lockTaskForWrite(tx, { tenantId: p.tenantId, taskId: p.taskId });
     if (!t) throw notFound(`task ${p.taskId}`);
     const { hasDependents, ...row } = t;
     return fn(runtimeHolder(p), row, hasDependents);
@@ -720,9 +730,10 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
 
     /** The runtime's lease-holder writes, inside its own (tenant) transaction. */
     startInTx: (tx: Tx, p: TaskLeaseWrite) => inRuntime(tx, p, async (h, t) => taskView(await startIn(tx, h, t, p.epoch, {}))),
-    completeInTx: (tx: Tx, p: TaskLeaseWrite & { result: unknown }) =>
-      inRuntime(tx, p, async (h, t, hasDependents) => taskView(await completeIn(tx, h, t, p.epoch, p.result, {}, hasDependents))),
-    failInTx: (tx: Tx, p: TaskLeaseWrite & { error: string; retry: boolean }) =>
+    /** `atCommit`: the update may go with the COMMIT (see completeIn); the runtime reads only the title back. */
+    completeInTx: (tx: Tx, p: TaskLeaseWrite & { result: unknown; locked?: { row: repo.LockedTaskRow | undefined }; atCommit?: boolean }) =>
+      inRuntime(tx, p, async (h, t, hasDependents) => taskView(await completeIn(tx, h, t, p.epoch, p.result, {}, hasDependents, p.atCommit === true))),
+    failInTx: (tx: Tx, p: TaskLeaseWrite & { error: string; retry: boolean; locked?: { row: repo.LockedTaskRow | undefined } }) =>
       inRuntime(tx, p, async (h, t) => taskView(await failIn(tx, h, t, { epoch: p.epoch, error: p.error, retry: p.retry }, {}))),
 
     /** Extends the runtime's lease; false when the lease is lost (the run should stop working on the task). */

@@ -3,7 +3,7 @@ import type pg from "pg";
 import { and, asc, desc, eq, isNotNull, isNull, sql } from "drizzle-orm";
 import type { Database, Db, Tx } from "../client";
 import { AUDIT_POS_BLOCK, auditEvents, auditHeads } from "../schema/index";
-import { commitWith, prepared, queryBatch, takeCommitPrelude, withSystem } from "../tx";
+import { commitWith, prepared, runQueued, takeCommitPrelude, withSystem } from "../tx";
 
 /**
  * An audit event. `seq`, `prevHash` and `hash` are null until the sealer chains it; rows
@@ -97,7 +97,7 @@ function unsealedRow(input: AuditInput) {
 /** Writes what commitWith queued first: audit events keep their order in the transaction. */
 async function flushQueued(db: Db) {
   const queued = takeCommitPrelude(db as unknown as Tx);
-  if (queued) await queryBatch(db.$client as pg.PoolClient, queued);
+  if (queued) await runQueued(db.$client as pg.PoolClient, queued);
 }
 
 /**
@@ -133,8 +133,9 @@ export async function appendAudit(db: Db, input: AuditInput): Promise<AuditEvent
  */
 export async function appendAudits(db: Db, inputs: AuditInput[], opts: { atCommit?: boolean } = {}): Promise<void> {
   if (inputs.length === 0) return;
-  // Events queued for this transaction's commit were written first: they go in first.
-  await flushQueued(db);
+  // Events queued for this transaction's commit were written first: they go in first (with
+  // the COMMIT, they are simply queued after them).
+  if (!opts.atCommit) await flushQueued(db);
   for (let i = 0; i < inputs.length; i += AUDIT_POS_BLOCK) {
     const json = JSON.stringify(inputs.slice(i, i + AUDIT_POS_BLOCK).map(unsealedRow));
     if (opts.atCommit) {

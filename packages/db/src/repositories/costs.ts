@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import { to as copyTo } from "pg-copy-streams";
 import pg from "pg";
 import type { Db } from "../client";
-import { type PreparedStatement, prepared } from "../tx";
+import { type PreparedStatement, prepared, queryBatch, textLiteral } from "../tx";
 
 /**
  * Cost governance queries: prices, budgets and their windows, reservations, the ledger,
@@ -519,27 +519,61 @@ export interface ChargeRow {
  * reservation held (nothing if it was released or swept already).
  */
 export async function chargeAndTake(db: Db, p: { tenantId: string; reservationKey: string; rows: ChargeRow[] }): Promise<{ inserted: Set<string>; holds: Hold[] }> {
-  const col = <K extends keyof ChargeRow>(k: K) => p.rows.map((r) => r[k]);
-  const { rows } = await db.$client.query<{ keys: string[] | null; holds: Hold[] | null }>({
-    name: "bosun_costs_charge_and_take",
-    text: `WITH taken AS (DELETE FROM budget_reservations WHERE tenant_id = $24 AND key = $25 RETURNING holds),
-           ins AS (
-             INSERT INTO cost_ledger (tenant_id, id, run_created_at, idempotency_key, kind, agent_id, run_id, step_seq, task_id, provider, model,
-               price_id, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, raw_usage, compute_ms, rate_micros_per_hour,
-               description, cost_micros, unpriced, estimated)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[],
-               $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::jsonb[], $18::bigint[],
-               $19::bigint[], $20::text[], $21::bigint[], $22::boolean[], $23::boolean[])
-             ON CONFLICT DO NOTHING RETURNING idempotency_key)
-           SELECT (SELECT array_agg(idempotency_key) FROM ins) AS keys, (SELECT holds FROM taken) AS holds`,
-    values: [
-      col("tenantId"), col("id"), col("runCreatedAt"), col("idempotencyKey"), col("kind"), col("agentId"), col("runId"), col("stepSeq"), col("taskId"),
-      col("provider"), col("model"), col("priceId"), col("inputTokens"), col("cacheReadTokens"), col("cacheWriteTokens"), col("outputTokens"),
-      p.rows.map((r) => (r.rawUsage === null || r.rawUsage === undefined ? null : JSON.stringify(r.rawUsage))), col("computeMs"), col("rateMicrosPerHour"),
-      col("description"), col("costMicros"), col("unpriced"), col("estimated"), p.tenantId, p.reservationKey,
-    ],
+  const [r] = await queryBatch(db.$client as pg.PoolClient, [chargeAndTakeStatement(p)]);
+  return chargeAndTakeFrom(r!);
+}
+
+/** chargeAndTake as a statement for a batch (a model step's, with its BEGIN); chargeAndTakeFrom reads its result. */
+export function chargeAndTakeStatement(p: { tenantId: string; reservationKey: string; rows: ChargeRow[] }): PreparedStatement {
+  const rows = p.rows.map((r) => {
+    // Text that Postgres cannot hold fails as it would as a parameter (textLiteral).
+    for (const v of [r.idempotencyKey, r.provider, r.model, r.description]) if (v) textLiteral(v);
+    return {
+      tenant_id: r.tenantId,
+      id: r.id,
+      run_created_at: r.runCreatedAt,
+      idempotency_key: r.idempotencyKey,
+      kind: r.kind,
+      agent_id: r.agentId,
+      run_id: r.runId,
+      step_seq: r.stepSeq,
+      task_id: r.taskId,
+      provider: r.provider,
+      model: r.model,
+      price_id: r.priceId,
+      input_tokens: r.inputTokens,
+      cache_read_tokens: r.cacheReadTokens,
+      cache_write_tokens: r.cacheWriteTokens,
+      output_tokens: r.outputTokens,
+      raw_usage: r.rawUsage ?? null,
+      compute_ms: r.computeMs,
+      rate_micros_per_hour: r.rateMicrosPerHour,
+      description: r.description,
+      cost_micros: r.costMicros,
+      unpriced: r.unpriced,
+      estimated: r.estimated,
+    };
   });
-  return { inserted: new Set(rows[0]?.keys ?? []), holds: rows[0]?.holds ?? [] };
+  return prepared(
+    "bosun_b_charge_and_take",
+    `WITH taken AS (DELETE FROM budget_reservations WHERE tenant_id = $1 AND key = $2 RETURNING holds),
+     ins AS (
+       INSERT INTO cost_ledger (tenant_id, id, run_created_at, idempotency_key, kind, agent_id, run_id, step_seq, task_id, provider, model,
+         price_id, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, raw_usage, compute_ms, rate_micros_per_hour,
+         description, cost_micros, unpriced, estimated)
+       SELECT * FROM json_to_recordset($3::json) AS x (tenant_id text, id text, run_created_at timestamptz, idempotency_key text, kind text,
+         agent_id text, run_id text, step_seq int, task_id text, provider text, model text, price_id text, input_tokens bigint,
+         cache_read_tokens bigint, cache_write_tokens bigint, output_tokens bigint, raw_usage jsonb, compute_ms bigint,
+         rate_micros_per_hour bigint, description text, cost_micros bigint, unpriced boolean, estimated boolean)
+       ON CONFLICT DO NOTHING RETURNING idempotency_key)
+     SELECT (SELECT array_agg(idempotency_key) FROM ins) AS keys, (SELECT holds FROM taken) AS holds`,
+    [textLiteral(p.tenantId), textLiteral(p.reservationKey), pg.escapeLiteral(JSON.stringify(rows))],
+  );
+}
+
+export function chargeAndTakeFrom(r: pg.QueryResult): { inserted: Set<string>; holds: Hold[] } {
+  const row = r.rows[0] as { keys: string[] | null; holds: Hold[] | null } | undefined;
+  return { inserted: new Set(row?.keys ?? []), holds: row?.holds ?? [] };
 }
 
 /** What drove a window's spend: the largest cost by model and by run, for an alert. */

@@ -380,11 +380,23 @@ export async function insertStep(db: Db, s: Omit<StepRow, "createdAt">): Promise
 export async function insertStepAndUpdateRun(db: Db, s: Omit<StepRow, "createdAt">, patch: RunPatch): Promise<StepRow> {
   const { rows } = await db.$client.query<StepRow>({
     name: "bosun_runtime_insert_step_update_run",
-    text: `WITH step AS (${STEP_INSERT}), run AS (${runUpdate(18)}) SELECT * FROM step`,
+    text: INSERT_STEP_UPDATE_RUN,
     values: [...stepValues(s), ...runUpdateValues(s.tenantId, s.runId, patch)],
   });
   return rows[0]!;
 }
+const INSERT_STEP_UPDATE_RUN = `WITH step AS (${STEP_INSERT}), run AS (${runUpdate(18)}) SELECT * FROM step`;
+
+/**
+ * insertStepAndUpdateRun as a prepared statement, for a transaction whose fence is held
+ * (its session row locked since the BEGIN): to send with its COMMIT (a run's last step).
+ */
+export const insertStepAndUpdateRunPrepared = (s: Omit<StepRow, "createdAt">, patch: RunPatch): PreparedStatement =>
+  prepared(
+    "bosun_b_insert_step_update_run_held",
+    INSERT_STEP_UPDATE_RUN,
+    [...stepValues(s), ...runUpdateValues(s.tenantId, s.runId, patch)].map((v) => literalOf(v)),
+  );
 
 /**
  * insertStepAndUpdateRun as a prepared statement, to send with a transaction's BEGIN after

@@ -109,19 +109,51 @@ const TASK_COLUMNS = `tenant_id AS "tenantId", id, title, body, priority, status
  * A lease holder's task, locked for its write (NO KEY UPDATE, as getTask's forUpdate), and
  * whether any task depends on it (none: a completion need not look for tasks it
  * unblocks). Prepared and sent as a simple query (EXECUTE), so that a statement queued to go
- * ahead of it (the tool's savepoint) shares its round trip.
+ * ahead of it (the tool's savepoint) shares its round trip, or with a BEGIN
+ * (lockTaskForWriteStatement, its row read by lockedTaskFrom).
  */
-export async function lockTaskForWrite(db: Db, { tenantId, taskId }: { tenantId: string; taskId: string }): Promise<(TaskRow & { hasDependents: boolean }) | undefined> {
-  const [r] = await queryBatch(db.$client as pg.PoolClient, [
-    prepared(
-      "bosun_b_task_for_write",
-      `SELECT ${TASK_COLUMNS}, EXISTS (SELECT 1 FROM task_dependencies d WHERE d.tenant_id = $1 AND d.depends_on_id = $2) AS "hasDependents"
-       FROM tasks WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE`,
-      [pg.escapeLiteral(tenantId), pg.escapeLiteral(taskId)],
-    ),
-  ]);
-  return r!.rows[0] as (TaskRow & { hasDependents: boolean }) | undefined;
+export async function lockTaskForWrite(db: Db, p: { tenantId: string; taskId: string }): Promise<LockedTaskRow | undefined> {
+  const [r] = await queryBatch(db.$client as pg.PoolClient, [lockTaskForWriteStatement(p)]);
+  return lockedTaskFrom(r!);
 }
+
+export type LockedTaskRow = TaskRow & { hasDependents: boolean };
+
+export const lockTaskForWriteStatement = ({ tenantId, taskId }: { tenantId: string; taskId: string }): PreparedStatement =>
+  prepared(
+    "bosun_b_task_for_write",
+    `SELECT ${TASK_COLUMNS}, EXISTS (SELECT 1 FROM task_dependencies d WHERE d.tenant_id = $1 AND d.depends_on_id = $2) AS "hasDependents"
+     FROM tasks WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE`,
+    [textLiteral(tenantId), textLiteral(taskId)],
+  );
+
+export const lockedTaskFrom = (r: pg.QueryResult): LockedTaskRow | undefined => r.rows[0] as LockedTaskRow | undefined;
+
+/**
+ * A lease holder's completion (done, or in_review), fenced like updateTask, as a statement
+ * to send with the COMMIT: for a caller that holds the task's row lock (lockTaskForWrite)
+ * and has checked its lease, so that it cannot miss; should it all the same, it fails,
+ * and the transaction with it (bosun_expect_one), rather than leave the rest committed.
+ */
+export const completeTaskStatement = (p: { tenantId: string; taskId: string; epoch: number; owner: string; status: "done" | "in_review"; result: unknown }): PreparedStatement =>
+  prepared(
+    "bosun_b_complete_task",
+    `WITH u AS (
+       UPDATE tasks SET status = $3, result = $4::jsonb, lease_owner = NULL, lease_expires_at = NULL,
+              completed_at = CASE WHEN $3 = 'done' THEN now() END, updated_at = now()
+       WHERE tenant_id = $1 AND id = $2 AND lease_epoch = $5 AND lease_owner = $6 AND status IN (${LEASED_STATUSES.map((x) => `'${x}'`).join(", ")})
+       RETURNING 1)
+     SELECT bosun_expect_one((SELECT count(*) FROM u), $7)`,
+    [
+      textLiteral(p.tenantId),
+      textLiteral(p.taskId),
+      textLiteral(p.status),
+      textLiteral(JSON.stringify(p.result)),
+      `'${Math.trunc(p.epoch)}'`,
+      textLiteral(p.owner),
+      textLiteral(`lease lost: task ${p.taskId} is no longer leased under epoch ${p.epoch}`),
+    ],
+  );
 
 export async function getTask(
   db: Db,
