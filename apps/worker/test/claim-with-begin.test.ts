@@ -23,11 +23,25 @@ const createTask = (title: string, more: Record<string, unknown> = {}) =>
   services.tasks.create(actor(), { title, body: "", priority: 50, depends_on: [], requires_review: false, max_attempts: 3, domain: "claims/x", ...more }).then((r) => r.body);
 const runtime = () => agentRuntime({ database: db.database, jobs, tasks: services.tasks, provider: providerCache(), workerId: "claims", leaseTtlSeconds: 30 });
 
-/** The claim's statements, sent one by one on `client` inside an open tenant transaction. */
-async function claimStatements(client: pg.PoolClient, runId: string) {
+/** The agent's session lease, held as a worker would (the claim locks only under it); `fence` to claim under. */
+let fence = { owner: "claims-test", epoch: 0 };
+async function holdLease() {
+  await q(`INSERT INTO agent_sessions (tenant_id, agent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [tenantId, agentId]);
+  const [s] = await q<{ epoch: string }>(
+    `UPDATE agent_sessions SET lease_owner = 'claims-test', lease_epoch = lease_epoch + 1, lease_expires_at = now() + interval '1 minute'
+     WHERE tenant_id = $1 AND agent_id = $2 RETURNING lease_epoch AS epoch`,
+    [tenantId, agentId],
+  );
+  fence = { owner: "claims-test", epoch: Number(s!.epoch) };
+}
+const releaseLease = () => q(`UPDATE agent_sessions SET lease_owner = NULL, lease_expires_at = NULL WHERE tenant_id = $1 AND agent_id = $2`, [tenantId, agentId]);
+
+/** The claim's statements, sent one by one on `client` inside an open tenant transaction, under `fence`. */
+async function claimStatements(client: pg.PoolClient, runId: string, under = fence) {
   const stmts = repo.runtime.claimNextRunStatements({
     tenantId,
     agentId,
+    fence: under,
     leaseOwner: `run:${runId}`,
     ttlSeconds: 150,
     run: { id: runId, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", limits: { maxSteps: 5, maxTokens: 1000, maxWallMs: 60_000 } },
@@ -86,6 +100,12 @@ describe("the claim sent with the BEGIN", () => {
     // (Prepared once on the connection, then EXECUTEd: the PREPARE goes ahead of the BEGIN.)
     const begins = seen.filter((s) => /^(PREPARE [^;]*;\n)*BEGIN/.test(s) || s.startsWith("PREPARE"));
     expect(begins.filter((s) => s.includes("EXECUTE bosun_b_claim_lock(") && s.includes("EXECUTE bosun_b_claim_start("))).toHaveLength(3);
+    // That round trip is the whole transaction: the claim's audit events are written in it
+    // (from the claimed row), and it ends with the COMMIT; the first call's preparation,
+    // with no budget to hold, writes nothing and sends nothing.
+    const claims = begins.filter((s) => s.includes("EXECUTE bosun_b_claim_lock("));
+    expect(claims.every((s) => s.includes("EXECUTE bosun_b_claim_audit(") && s.endsWith("COMMIT"))).toBe(true);
+    expect(seen.filter((s) => s.includes('"action":"task.claim"'))).toEqual([]);
     // Its commit does not wait for the WAL flush (see nextRun): the step's commit, which does, flushes it first.
     expect(begins.filter((s) => s.includes("EXECUTE bosun_b_claim_lock(") && s.includes("SET LOCAL synchronous_commit = off"))).toHaveLength(3);
     expect(seen.filter((s) => s.includes("synchronous_commit") && !s.includes("bosun_b_claim_lock"))).toEqual([]);
@@ -139,7 +159,10 @@ describe("the claim sent with the BEGIN", () => {
       before: { status: "queued", leaseEpoch: 0 },
       after: { status: "claimed", leaseEpoch: 1, claimedByAgentId: agentId },
     });
-    expect((byAction.get("task.claim")!.after as { leaseExpiresAt: string }).leaseExpiresAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+    // As JavaScript's toISOString writes it, as the tasks service's own claim event does.
+    expect((byAction.get("task.claim")!.after as { leaseExpiresAt: string }).leaseExpiresAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(Object.keys(byAction.get("task.claim")!.after as object).sort()).toEqual(["claimedByAgentId", "leaseEpoch", "leaseExpiresAt", "status"]);
+    expect(byAction.get("task.claim")!.requestId ?? null).toBeNull();
     expect(byAction.get("task.start")).toMatchObject({ before: { status: "claimed" }, after: { status: "in_progress" } });
   });
 
@@ -195,8 +218,14 @@ describe("the claim sent with the BEGIN", () => {
     await q(`UPDATE tasks SET status = 'cancelled' WHERE id = $1`, [then.id]);
   });
 
-  it("locks nothing for a paused agent, nor while the agent has a run to resume", async () => {
+  it("locks nothing for a paused agent, nor while the agent has a run to resume, nor under a lease the worker no longer holds", async () => {
     const t = await createTask("held back");
+    await holdLease();
+    // A lease taken over since (a higher epoch, or another owner): nothing is locked.
+    for (const stale of [{ ...fence, epoch: fence.epoch - 1 }, { ...fence, owner: "someone-else" }]) {
+      const r = await inTenantTx((c) => claimStatements(c, "run_stale_000000000000000000", stale));
+      expect(repo.runtime.claimedRun(r)).toEqual({ locked: null, task: null, run: null });
+    }
     await q(`UPDATE agents SET status = 'paused' WHERE id = $1`, [agentId]);
     try {
       const paused = await inTenantTx((c) => claimStatements(c, "run_paused_00000000000000000"));
@@ -224,15 +253,18 @@ describe("the claim sent with the BEGIN", () => {
     // (rolled back: the task is still queued)
     expect((await q<{ status: string }>(`SELECT status FROM tasks WHERE id = $1`, [t.id]))[0]!.status).toBe("queued");
     await q(`UPDATE tasks SET status = 'cancelled' WHERE id = $1`, [t.id]);
+    await releaseLease();
   });
 
   it("does not claim a locked task that gained an unfinished dependency before the claim; the runtime then claims another", async () => {
     const blocker = await createTask("blocker", { domain: "elsewhere/x" });
     const first = await createTask("first", { priority: 80 });
     const second = await createTask("second", { priority: 20 });
+    await holdLease();
     const stmts = repo.runtime.claimNextRunStatements({
       tenantId,
       agentId,
+      fence,
       leaseOwner: "run:x",
       ttlSeconds: 150,
       run: { id: "run_dep_000000000000000000000", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", limits: { maxSteps: 5, maxTokens: 1000, maxWallMs: 60_000 } },
@@ -246,6 +278,7 @@ describe("the claim sent with the BEGIN", () => {
       return [lock, ...(await queryBatch(c, stmts.slice(1)))];
     });
     expect(repo.runtime.claimedRun(results)).toEqual({ locked: first.id, task: null, run: null });
+    await releaseLease();
 
     // Through the runtime: `first` waits for its dependency, `second` is done.
     await runtime().wake({ tenantId, agentId });
@@ -254,6 +287,12 @@ describe("the claim sent with the BEGIN", () => {
       { id: first.id, status: "queued" },
       { id: second.id, status: "done" },
     ]);
+    // `second` was claimed by the fallback (the tasks service writes its events): the same
+    // shape as those the claim's own statement writes (the first test).
+    const [claimEvent] = (await services.audit.list(actor(), { targetId: second.id, limit: 50 })).items.filter((e) => e.action === "task.claim");
+    expect(claimEvent).toMatchObject({ actor: { type: "agent", id: agentId }, before: { status: "queued", leaseEpoch: 0 }, after: { status: "claimed", leaseEpoch: 1 } });
+    expect(Object.keys(claimEvent!.after as object).sort()).toEqual(["claimedByAgentId", "leaseEpoch", "leaseExpiresAt", "status"]);
+    expect((claimEvent!.after as { leaseExpiresAt: string }).leaseExpiresAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     // The fallback's own claim passes over the task the lock found (claimAndStartInTx's `exclude`).
     await q(`DELETE FROM task_dependencies WHERE task_id = $1`, [first.id]);
     const none = await withTenant(db.database, tenantId, (tx) =>

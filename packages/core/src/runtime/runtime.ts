@@ -12,7 +12,7 @@ import { expireApprovals, holdTaskLeasesOfWaits } from "../governance/sweep";
 import { gateToolCall, type PolicyRecord } from "../governance/gate";
 import { newId } from "../ids";
 import { type ContextData, contextDataFrom, contextDataRead, type RunPrompt, runPrompt } from "../memory/prompt";
-import { driveTaskAllowance, moveToBacklog, ownInitiative, takeDueDrive } from "../memory/drives";
+import { autonomyOf, driveTaskAllowance, moveToBacklog, ownInitiative, takeDueDrive } from "../memory/drives";
 import { archiveResult } from "../memory/store";
 import { memoryTool } from "../memory/tools";
 import { messagingTool } from "../messaging/tools";
@@ -61,8 +61,6 @@ export interface TaskPort {
     p: { tenantId: string; agentId: string; leaseOwner: string; ttlSeconds: number; runId: string; exclude?: string[] },
     then: (task: ClaimedTask) => Promise<R>,
   ): Promise<R | null>;
-  /** The audit events of a task the runtime claimed and started itself (rt.claimNextRunStatements). */
-  auditClaimInTx(tx: Tx, p: { tenantId: string; agentId: string }, task: repo.runtime.ClaimedTaskRow): Promise<void>;
   /** Extends the run's task lease; false when it is lost. */
   heartbeatLease(p: TaskWrite & { ttlSeconds: number }): Promise<boolean>;
 }
@@ -212,12 +210,17 @@ export function agentRuntime(deps: RuntimeDeps) {
   }
 
   /**
-   * Picks the next run in ONE fenced transaction: the agent must be active; then a run to
-   * resume, else a task (claimed and started at once, its run inserted, its audit events
-   * last), else the unread messages. A fresh run comes back with the agent row, so
-   * `execute` need not read it again. The agent, a run to resume and the task's claim all
-   * go with the BEGIN and the fence (rt.claimNextRunStatements): in the usual case the
-   * transaction is that round trip and the COMMIT's.
+   * Picks the next run. Usually ONE round trip, a whole transaction (tenantStatements):
+   * the fence; the agent and a run to resume, read; the agent's next task locked, claimed
+   * and started, its run inserted and read back, its audit events written, only under this
+   * lease, for an active agent with no run to resume (rt.claimNextRunStatements); the
+   * prompt's layers and the spend context for its first call; and, with no task to claim,
+   * whether a message waits. A fresh task run's first model call is then prepared (and its
+   * worst case reserved, in a transaction of its own that sends nothing when there is
+   * nothing to write: no budget applies). Messages, a due drive, or another task when the
+   * locked one gained an unfinished dependency meanwhile, are picked in a fenced
+   * transaction of their own. A fresh run comes back with the agent row, so `execute` need
+   * not read it again.
    */
   async function nextRun(f: Fence): Promise<{ run: RunRow; agent: repo.AgentRow; fresh: boolean; firstCall?: Precall } | null> {
     // The task's lease belongs to the run, not to this worker: whoever resumes the run
@@ -227,78 +230,88 @@ export function agentRuntime(deps: RuntimeDeps) {
     const claim = { tenantId: f.tenantId, agentId: f.agentId, leaseOwner, ttlSeconds: ttl * 5 };
     const shape = callShapes.get(f.agentId);
     const spendAt = spend.now();
-    return fenced(
-      f,
-      async (tx, [, ...reads]) => {
-        const spendRead = shape ? reads.pop() : undefined;
-        const contextRead = reads.pop();
-        const next = await pick(tx, reads);
-        if (!next?.fresh) return next;
-        // A fresh run's first model call is prepared (and its worst case reserved) in this
-        // transaction: one transaction, its BEGIN and COMMIT, fewer per run. A refusal rolls
-        // back only the reservation's writes; the run then fails, as it would have.
-        const firstCall = await precall(tx, {
-          run: next.run,
-          descriptor: next.agent.descriptor as AgentDescriptor,
+    const fence = rt.fenceWith(f, ttl);
+    const results = await tenantStatements(deps.database, f.tenantId, [
+      ...fence.sql,
+      // This transaction's commit need not wait for its WAL flush. Lost in a database crash,
+      // it takes with it only what nothing durable depends on: whatever this worker commits
+      // next (the run's steps, the task's completion) flushes it first, WAL being in order;
+      // without that, the task is queued again, as when a worker dies mid-call, and the
+      // run's model call goes unrecorded, as it does then (its step never commits).
+      "SET LOCAL synchronous_commit = off",
+      repo.agentByIdRead(f.tenantId, f.agentId),
+      rt.resumableRunRead(f.tenantId, f.agentId),
+      ...rt.claimNextRunStatements({ ...claim, fence: { owner: f.owner, epoch: f.epoch }, run: { id: taskRunId, traceparent: newTraceparent(), limits } }),
+      rt.claimAuditStatement({ tenantId: f.tenantId, agentId: f.agentId, runId: taskRunId, ids: [newId("aud"), newId("aud")] }),
+      // The prompt's layers for the claimed task's first call, and the spend context and
+      // prices for its reservation (the models this agent's first call planned last time):
+      // read only if a task was locked.
+      contextDataRead({ tenantId: f.tenantId, agentId: f.agentId, withContext: true }, rt.CLAIM_LOCKED),
+      ...(shape ? [repo.costs.spendContextWithPricesRead({ tenantId: f.tenantId, agentId: f.agentId, at: spendAt, lookups: shape.lookups }, rt.CLAIM_LOCKED)] : []),
+      rt.unreadIfNoClaimRead(f.tenantId, f.agentId),
+    ]);
+    // The claim ran only under this lease: with the fence failed, nothing was written.
+    fence.check(results);
+    const [, , agentRead, resumableRead, lockRead, startRead, runRead, , contextRead, ...tail] = results;
+    const unread = (tail.pop()!.rows[0] as { unread: boolean }).unread;
+    const spendRead = shape ? tail.pop() : undefined;
+    const agent = agentRead!.rows[0] as repo.AgentRow | undefined;
+    // The claim's statements ran after these reads, each on a newer snapshot, and claim
+    // only for an active agent with no run to resume: what they claimed stands even if
+    // the agent was paused, or a run resumable, a moment before.
+    const claimed = rt.claimedRun([lockRead!, startRead!, runRead!]);
+    if (claimed.task && claimed.run) {
+      if (!agent) throw new Error(`agent ${f.agentId} is gone, yet a task was claimed for it`);
+      const run = claimed.run;
+      // Its first model call, prepared: the prompt's layers were read with the claim, and so
+      // was the spend context when the agent's call planned the same models last time.
+      const firstCall = await withTenant(deps.database, f.tenantId, (tx) =>
+        precall(tx, {
+          run,
+          descriptor: agent.descriptor as AgentDescriptor,
           steps: [],
           waits: [],
           tools: undefined,
           computeMs: MODEL_TIMEOUT_MS + 30_000,
           seq: 0,
-          savepoint: true,
-          // Read with the BEGIN, after the claim: good for the task's run it started (a
-          // run started later in this transaction, from messages, reads its own).
-          context: next.claimedWithBegin ? contextDataFrom(contextRead!) : undefined,
+          context: contextDataFrom(contextRead!),
           spend:
-            next.claimedWithBegin && shape && shape.specHash === next.agent.specHash
-              ? { at: spendAt, lookups: shape.lookups, context: repo.costs.spendContextPricesRead(spendRead) }
-              : undefined,
-        });
-        if ("lookups" in firstCall) {
-          callShapes.delete(f.agentId);
-          callShapes.set(f.agentId, { specHash: next.agent.specHash, lookups: firstCall.lookups });
-          if (callShapes.size > CALL_SHAPES) callShapes.delete(callShapes.keys().next().value!);
-        }
-        return { ...next, firstCall };
-      },
-      [
-        // This transaction's commit need not wait for its WAL flush. Lost in a database crash,
-        // it takes with it only what nothing durable depends on: whatever this worker commits
-        // next (the run's steps, the task's completion) flushes it first, WAL being in order;
-        // without that, the task is queued again, as when a worker dies mid-call, and the
-        // run's model call goes unrecorded, as it does then (its step never commits).
-        "SET LOCAL synchronous_commit = off",
-        repo.agentByIdRead(f.tenantId, f.agentId),
-        rt.resumableRunRead(f.tenantId, f.agentId),
-        ...rt.claimNextRunStatements({ ...claim, run: { id: taskRunId, traceparent: newTraceparent(), limits } }),
-        // The prompt's layers for the claimed task's first call, and the spend context and
-        // prices for its reservation (the models this agent's first call planned last time):
-        // read only if a task was locked.
-        contextDataRead({ tenantId: f.tenantId, agentId: f.agentId, withContext: true }, rt.CLAIM_LOCKED),
-        ...(shape ? [repo.costs.spendContextWithPricesRead({ tenantId: f.tenantId, agentId: f.agentId, at: spendAt, lookups: shape.lookups }, rt.CLAIM_LOCKED)] : []),
-      ],
-    );
+            shape && shape.specHash === agent.specHash ? { at: spendAt, lookups: shape.lookups, context: repo.costs.spendContextPricesRead(spendRead) } : undefined,
+        }),
+      ).catch((err: unknown) => {
+        if (err instanceof SpendRefused) return { refused: err };
+        throw err;
+      });
+      remember(agent, firstCall);
+      return { run, agent, fresh: true, firstCall };
+    }
+    if (agent?.status !== "active") return null;
+    const resumable = resumableRead!.rows[0] as RunRow | undefined;
+    if (resumable) return { run: resumable, agent, fresh: false };
+    // Nothing else to do unless a message waits, a drive may be due, or the task the claim
+    // locked gained an unfinished dependency meanwhile (another is claimed).
+    const d = agent.descriptor as AgentDescriptor;
+    if (!claimed.locked && !unread && (autonomyOf(d).level === "none" || d.spec.drives.length === 0)) return null;
+    return fenced(f, async (tx) => {
+      const next = await pickAgain(tx, agent, claimed.locked);
+      if (!next) return null;
+      const firstCall = await precall(tx, { run: next.run, descriptor: d, steps: [], waits: [], tools: undefined, computeMs: MODEL_TIMEOUT_MS + 30_000, seq: 0, savepoint: true });
+      remember(agent, firstCall);
+      return { ...next, firstCall };
+    });
 
-    async function pick(
-      tx: Tx,
-      [agentRead, resumableRead, ...claimReads]: QueryResult[],
-    ): Promise<{ run: RunRow; agent: repo.AgentRow; fresh: boolean; claimedWithBegin?: boolean } | null> {
-      const agent = agentRead!.rows[0] as repo.AgentRow | undefined;
-      // The claim's statements ran after these reads, each on a newer snapshot, and claim
-      // only for an active agent with no run to resume: what they claimed stands even if
-      // the agent was paused, or a run resumable, a moment before.
-      const claimed = rt.claimedRun(claimReads);
-      if (claimed.task && claimed.run) {
-        if (!agent) throw new Error(`agent ${f.agentId} is gone, yet a task was claimed for it`);
-        await deps.tasks.auditClaimInTx(tx, f, claimed.task);
-        return { run: claimed.run, agent, fresh: true, claimedWithBegin: true };
-      }
-      if (agent?.status !== "active") return null;
-      const resumable = resumableRead!.rows[0] as RunRow | undefined;
-      if (resumable) return { run: resumable, agent, fresh: false };
-      if (claimed.locked) {
+    /** The models this call planned, for the agent's next claim (callShapes). */
+    function remember(a: repo.AgentRow, call: Precall) {
+      if (!("lookups" in call)) return;
+      callShapes.delete(f.agentId);
+      callShapes.set(f.agentId, { specHash: a.specHash, lookups: call.lookups });
+      if (callShapes.size > CALL_SHAPES) callShapes.delete(callShapes.keys().next().value!);
+    }
+
+    async function pickAgain(tx: Tx, agent: repo.AgentRow, locked: string | null): Promise<{ run: RunRow; agent: repo.AgentRow; fresh: true } | null> {
+      if (locked) {
         // The locked task gained an unfinished dependency after the lock: claim another.
-        const run = await deps.tasks.claimAndStartInTx(tx, { ...claim, runId: taskRunId, exclude: [claimed.locked] }, (task) =>
+        const run = await deps.tasks.claimAndStartInTx(tx, { ...claim, runId: taskRunId, exclude: [locked] }, (task) =>
           startRun(tx, f, "task", { kind: "task", text: `Task ${task.id}: ${task.title}\n\n${task.body}`.trim(), task: { id: task.id, epoch: task.leaseEpoch, leaseOwner } }, taskRunId),
         );
         if (run) return { run, agent, fresh: true };

@@ -721,10 +721,6 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
       return null;
     },
 
-    /** The `task.claim` and `task.start` events of a task the runtime claimed and started (a queued task, its epoch now one higher). */
-    auditClaimInTx: (tx: Tx, p: { tenantId: string; agentId: string }, c: ClaimedFields) =>
-      auditClaim(tx, agentActor(p.tenantId, p.agentId), { status: "queued", leaseEpoch: c.leaseEpoch - 1 }, c),
-
     /** For idle checks: does the agent have a task it could claim now? */
     hasClaimableTask: (p: { tenantId: string; agentId: string }) => withTenant(database, p.tenantId, (tx) => repo.hasClaimableTask(tx, p)),
 

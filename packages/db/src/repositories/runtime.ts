@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { Db } from "../client";
-import { type BatchStatement, inlinePrepared, literalOf, type PreparedStatement, prepared } from "../tx";
+import { type BatchStatement, inlinePrepared, literalOf, type PreparedStatement, prepared, textLiteral } from "../tx";
 import { claimableTaskExists, claimableWhere } from "./tasks";
 
 /**
@@ -222,6 +222,8 @@ const resumableWhere = (t: string, a: string) => `r.tenant_id = ${t} AND r.agent
 export function claimNextRunStatements(p: {
   tenantId: string;
   agentId: string;
+  /** The session lease the claim is made under: with another holder, nothing is locked. */
+  fence: { owner: string; epoch: number };
   leaseOwner: string;
   ttlSeconds: number;
   run: { id: string; traceparent: string; limits: RunRow["limits"] };
@@ -235,10 +237,11 @@ export function claimNextRunStatements(p: {
          SELECT t.id FROM tasks t
          WHERE ${claimableWhere("$1::text", "$2::text")}
            AND EXISTS (SELECT 1 FROM agents ag WHERE ag.tenant_id = $1::text AND ag.id = $2::text AND ag.status = 'active')
+           AND EXISTS (SELECT 1 FROM agent_sessions s WHERE s.tenant_id = $1::text AND s.agent_id = $2::text AND s.lease_owner = $3::text AND s.lease_epoch = $4::bigint)
            AND NOT EXISTS (SELECT 1 FROM runs r WHERE ${resumableWhere("$1::text", "$2::text")})
          ORDER BY t.priority DESC, t.created_at, t.id
          LIMIT 1 FOR NO KEY UPDATE OF t SKIP LOCKED), ''), true) AS locked`,
-      [t, a],
+      [t, a, lit(p.fence.owner), `'${Math.trunc(p.fence.epoch)}'`],
     ),
     prepared(
       "bosun_b_claim_start",
@@ -263,6 +266,39 @@ export function claimNextRunStatements(p: {
     prepared("bosun_b_claimed_run", `SELECT ${RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND id = $2 AND status = 'running'`, [t, r]),
   ];
 }
+
+/**
+ * The `task.claim` and `task.start` audit events of the task claimNextRunStatements claimed
+ * for run `runId` (none if it claimed none), inserted unsealed as appendAudits does, with
+ * the same content as the tasks service's (its `leaseExpiresAt` as JavaScript's
+ * toISOString writes it): for a claim whose transaction is that one round trip.
+ */
+export function claimAuditStatement(p: { tenantId: string; agentId: string; runId: string; ids: [string, string] }): PreparedStatement {
+  return prepared(
+    "bosun_b_claim_audit",
+    `WITH t AS (
+       SELECT id, status, lease_epoch, claimed_by_agent_id, lease_expires_at FROM tasks
+       WHERE tenant_id = $1 AND id = current_setting('bosun.claim', true) AND run_id = $3),
+     b AS MATERIALIZED (SELECT nextval('audit_events_pos_seq') AS base FROM t)
+     INSERT INTO audit_events (tenant_id, id, actor_type, actor_id, action, target_type, target_id, before, after, pos)
+     SELECT $1, x.id, 'agent', $2, x.action, 'task', t.id, x.before, x.after, b.base + x.n
+     FROM t, b, LATERAL (VALUES
+       ($4, 'task.claim', jsonb_build_object('status', 'queued', 'leaseEpoch', t.lease_epoch - 1),
+        jsonb_build_object('status', 'claimed', 'leaseEpoch', t.lease_epoch, 'claimedByAgentId', t.claimed_by_agent_id,
+          'leaseExpiresAt', to_char(t.lease_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')), 0),
+       ($5, 'task.start', jsonb_build_object('status', 'claimed'), jsonb_build_object('status', t.status), 1)) AS x (id, action, before, after, n)`,
+    [p.tenantId, p.agentId, p.runId, ...p.ids].map((v) => textLiteral(v)),
+  );
+}
+
+/** Whether the agent has an unread message, read only when claimNextRunStatements locked no task (`unread`). */
+export const unreadIfNoClaimRead = (tenantId: string, agentId: string): PreparedStatement =>
+  prepared(
+    "bosun_b_unread_if_no_claim",
+    `SELECT current_setting('bosun.claim', true) = '' AND EXISTS (
+       SELECT 1 FROM messages WHERE tenant_id = $1 AND to_agent_id = $2 AND read_at IS NULL) AS unread`,
+    [textLiteral(tenantId), textLiteral(agentId)],
+  );
 
 /** SQL: true after claimNextRunStatements, in the same transaction, when it locked a task. */
 export const CLAIM_LOCKED = { name: "claim_locked", sql: "current_setting('bosun.claim', true) <> ''" };
