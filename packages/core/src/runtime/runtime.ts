@@ -522,21 +522,24 @@ export function agentRuntime(deps: RuntimeDeps) {
         ? spend.settleStatement(reservation, { calls: attempts({ seq: steps.length, model: r.model, usage: r.usage }), computeMs: Date.now() - computeMark })
         : undefined;
       const closesTask = merge && task !== undefined && (firstUse.name === "complete_task" || firstUse.name === "fail_task");
-      const batch = {
-        policies: merge ? 0 : -1,
-        current: merge ? 1 : -1,
-        step: stepWithBegin ? (merge ? 2 : 0) : -1,
+      // What goes with the BEGIN (after the fence), and where each one's result is.
+      const withBegin: BatchStatement[] = [];
+      const send = (st: BatchStatement) => withBegin.push(st) - 1;
+      const at = {
+        policies: merge ? send(repo.governance.policiesForAgentRead(f.tenantId, f.agentId)) : undefined,
+        current: merge ? send(rt.runStatusRead(f.tenantId, run.id)) : undefined,
+        step: stepWithBegin ? send(rt.insertStepAndUpdateRunStatement(llmStep(steps.length), llmPatch, f)) : undefined,
+        charge: settleFirst ? send(settleFirst.statement) : undefined,
+        lock: settleFirst && closesTask ? send(repo.lockTaskForWriteStatement({ tenantId: f.tenantId, taskId: task!.id })) : undefined,
       };
-      const charge = settleFirst ? (batch.step >= 0 ? batch.step + 1 : -1) : -1;
-      const lock = closesTask && charge >= 0 ? charge + 1 : -1;
       const [step, toolStep] = await fenced(f, async (tx, reads) => {
-        const policies = reads[batch.policies];
-        const current = reads[batch.current];
+        const policies = at.policies === undefined ? undefined : reads[at.policies];
+        const current = at.current === undefined ? undefined : reads[at.current];
         const seq0 = steps.length + (await recordRejected(tx, f, run, steps.length, response.rejected));
-        const s = stepWithBegin ? (reads[batch.step]!.rows[0] as StepRow) : await rt.insertStepAndUpdateRun(tx, llmStep(seq0), llmPatch);
+        const s = at.step === undefined ? await rt.insertStepAndUpdateRun(tx, llmStep(seq0), llmPatch) : (reads[at.step]!.rows[0] as StepRow);
         // The charge is written with the step, under the same fence: a step that exists
         // has been paid for, and a replayed step finds its charge by key.
-        if (settleFirst && charge >= 0) await settleFirst.finish(tx, reads[charge]!);
+        if (settleFirst && at.charge !== undefined) await settleFirst.finish(tx, reads[at.charge]!);
         else await spend.settle(tx, reservation, { calls: attempts({ seq: seq0, model: r.model, usage: r.usage }), computeMs: Date.now() - computeMark });
         // Not in a run an operator cancelled during the call (the next turn's read ends it).
         if (!merge || !policies || current?.rows[0]?.status !== "running") return [s, null] as const;
@@ -545,7 +548,7 @@ export function agentRuntime(deps: RuntimeDeps) {
           llmSeq: seq0,
           descriptor,
           waits: [],
-          ...(lock >= 0 ? { lockedTask: { row: repo.lockedTaskFrom(reads[lock]!) } } : {}),
+          ...(at.lock === undefined ? {} : { lockedTask: { row: repo.lockedTaskFrom(reads[at.lock]!) } }),
         });
         // The savepoint goes ahead of the tool's first statement, in its round trip.
         await sendWithNext(tx, "SAVEPOINT tool_in_turn");
@@ -558,12 +561,7 @@ export function agentRuntime(deps: RuntimeDeps) {
           tool = undefined;
           return [s, null] as const;
         }
-      }, [
-        ...(merge ? [repo.governance.policiesForAgentRead(f.tenantId, f.agentId), rt.runStatusRead(f.tenantId, run.id)] : []),
-        ...(stepWithBegin ? [rt.insertStepAndUpdateRunStatement(llmStep(steps.length), llmPatch, f)] : []),
-        ...(charge >= 0 ? [settleFirst!.statement] : []),
-        ...(lock >= 0 ? [repo.lockTaskForWriteStatement({ tenantId: f.tenantId, taskId: task!.id })] : []),
-      ]);
+      }, withBegin);
       computeMark = Date.now();
       await deps.afterStep?.(step);
       if (tool && (await tool.after(toolStep)) !== "continue") return;
