@@ -157,7 +157,8 @@ export function createAnthropicProvider(opts: AnthropicProviderOptions = {}): Mo
   const client = apiKey
     ? new Anthropic({
         apiKey,
-        baseURL: opts.baseUrl ?? null,
+        // The descriptor's base URL, else ANTHROPIC_BASE_URL (a proxy or gateway), as the SDK reads it.
+        baseURL: opts.baseUrl || process.env["ANTHROPIC_BASE_URL"] || null,
         maxRetries: 0,
         timeout: 10 * 60_000,
         defaultHeaders: opts.defaultHeaders,

@@ -168,7 +168,8 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): ModelProvider
     apiKey || provider === "openai-compatible"
       ? new OpenAI({
           apiKey: apiKey ?? "unused",
-          baseURL: opts.baseUrl ?? null,
+          // The descriptor's base URL, else (for OpenAI itself) OPENAI_BASE_URL, as the SDK reads it.
+          baseURL: opts.baseUrl || (provider === "openai" ? process.env["OPENAI_BASE_URL"] : undefined) || null,
           maxRetries: 0,
           timeout: 10 * 60_000,
           defaultHeaders: { ...opts.defaultHeaders, ...(apiKey ? {} : { Authorization: null }) },

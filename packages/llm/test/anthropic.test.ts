@@ -72,6 +72,24 @@ describe("anthropic provider (official SDK against a local Messages API)", () =>
     expect(`${req?.headers["x-api-key"] ?? ""}${req?.headers.authorization ?? ""}`).toContain("sk-ant-test");
   });
 
+  it("goes to ANTHROPIC_BASE_URL when the descriptor names no base URL, and to the descriptor's when it does", async () => {
+    const before = process.env["ANTHROPIC_BASE_URL"];
+    process.env["ANTHROPIC_BASE_URL"] = server.url;
+    try {
+      server.queue(anthropicReply(text("via the environment")));
+      const r = await createProvider({ provider: "anthropic", apiKey: "sk-ant-test", retryBaseDelayMs: 1 }).complete(request());
+      expect(r.content).toEqual([{ type: "text", text: "via the environment" }]);
+      expect(server.requests.map((q) => q.path)).toEqual(["/v1/messages"]);
+      // The descriptor's own base URL wins: this one answers nothing, so the call fails.
+      const elsewhere = createProvider({ provider: "anthropic", baseUrl: "http://127.0.0.1:9/", apiKey: "sk-ant-test", retryBaseDelayMs: 1, maxRetries: 0 });
+      await rejection(elsewhere.complete(request()));
+      expect(server.requests).toHaveLength(1);
+    } finally {
+      if (before === undefined) delete process.env["ANTHROPIC_BASE_URL"];
+      else process.env["ANTHROPIC_BASE_URL"] = before;
+    }
+  });
+
   it("marks the system prompt (the stable prefix) with cache_control: ephemeral", async () => {
     server.queue(anthropicReply(text("ok")));
     await provider.complete(request());

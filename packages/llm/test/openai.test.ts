@@ -74,6 +74,24 @@ describe("openai provider (official SDK against a local Chat Completions API)", 
     });
   });
 
+  it("goes to OPENAI_BASE_URL when the descriptor names no base URL; a compatible server never does", async () => {
+    const before = process.env["OPENAI_BASE_URL"];
+    process.env["OPENAI_BASE_URL"] = `${server.url}/v1`;
+    try {
+      server.queue(openAIReply(text("via the environment")));
+      const r = await createProvider({ provider: "openai", apiKey: "sk-test", retryBaseDelayMs: 1 }).complete(request());
+      expect(r.content).toEqual([{ type: "text", text: "via the environment" }]);
+      expect(server.requests.map((q) => q.path)).toEqual(["/v1/chat/completions"]);
+      // An OpenAI-compatible provider goes only where its descriptor says (here nowhere that answers).
+      const compatible = createProvider({ provider: "openai-compatible", baseUrl: "http://127.0.0.1:9/v1", retryBaseDelayMs: 1, maxRetries: 0 });
+      await rejection(compatible.complete(request()));
+      expect(server.requests).toHaveLength(1);
+    } finally {
+      if (before === undefined) delete process.env["OPENAI_BASE_URL"];
+      else process.env["OPENAI_BASE_URL"] = before;
+    }
+  });
+
   it("streams parallel tool calls whose arguments arrive in fragments", async () => {
     server.queue(
       openAIReply({
