@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
-import { hashPassword, newId } from "@bosun/core";
+import { hashPassword, newId, reportWorker } from "@bosun/core";
 import { repo, withSystem } from "@bosun/db";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createKey, createTenant, createTestApp, problem, sessionCookie, type TestApp, type TestTenant } from "../../../test/helpers/app";
@@ -145,5 +145,18 @@ describe("GET /v1/settings/deployment", () => {
     const body = (await get(owner.auth)).json();
     expect(body.workers.every((w: { online: boolean }) => !w.online)).toBe(true);
     expect(body.smtp).toBeNull();
+  });
+
+  test("each worker report deletes the rows of workers not seen for a week, and keeps the others", async () => {
+    await q(
+      `INSERT INTO workers (id, host, pid, version, started_at, last_seen_at, smtp, providers)
+       VALUES ('gone-8d', 'h', 1, '0.0.1', now() - interval '9 days', now() - interval '8 days', '{}', '[]'),
+              ('gone-6d', 'h', 2, '0.0.1', now() - interval '7 days', now() - interval '6 days', '{}', '[]')`,
+    );
+    const before = (await q<{ id: string }>(`SELECT id FROM workers ORDER BY id`)).map((r) => r.id);
+    await reportWorker(t.db.database, { id: "reporter", version: "0.1.0", startedAt: new Date(), smtp: { configured: false, host: null, port: null, secure: null, from: null }, providers: [] });
+    const after = (await q<{ id: string }>(`SELECT id FROM workers ORDER BY id`)).map((r) => r.id);
+    expect(after).toEqual([...before.filter((id) => id !== "gone-8d"), "reporter"].sort());
+    await q(`DELETE FROM workers WHERE id IN ('gone-6d', 'reporter')`);
   });
 });

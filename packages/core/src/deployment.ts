@@ -51,9 +51,15 @@ export interface WorkerReport {
   providers: Providers;
 }
 
-/** Upserts this worker's row (at start and on every refresh). */
+/** Rows of workers not seen for this many days are deleted (with any worker's report). */
+export const WORKER_ROW_DAYS = 7;
+
+/** Upserts this worker's row (at start and on every refresh), and deletes those of workers long gone. */
 export function reportWorker(database: Database, w: WorkerReport) {
-  return withSystem(database, (tx) => repo.workers.upsertWorker(tx, { id: w.id, host: hostname(), pid: process.pid, version: w.version, startedAt: w.startedAt, smtp: w.smtp, providers: w.providers }));
+  return withSystem(database, async (tx) => {
+    await repo.workers.upsertWorker(tx, { id: w.id, host: hostname(), pid: process.pid, version: w.version, startedAt: w.startedAt, smtp: w.smtp, providers: w.providers });
+    await repo.workers.pruneWorkers(tx, { days: WORKER_ROW_DAYS });
+  });
 }
 
 export function reportWorkerStopped(database: Database, id: string) {

@@ -15,13 +15,20 @@ export async function upsertWorker(db: Db, row: Omit<typeof workers.$inferInsert
     });
 }
 
+/** Deletes the rows of workers not seen for `days` days (a restarted worker is a new row). */
+export async function pruneWorkers(db: Db, { days }: { days: number }): Promise<number> {
+  const r = await db.$client.query(`DELETE FROM workers WHERE last_seen_at < now() - make_interval(days => $1)`, [days]);
+  return r.rowCount ?? 0;
+}
+
 export async function markWorkerStopped(db: Db, { id }: { id: string }): Promise<void> {
   await db.update(workers).set({ stoppedAt: sql`now()` }).where(eq(workers.id, id));
 }
 
 /**
  * The most recently seen workers, with whether each is online (seen within `onlineSeconds`
- * by the database's clock, and not stopped). Stopped and long-gone rows are kept for a day.
+ * by the database's clock, and not stopped). Stopped and long-gone rows are listed for a
+ * day, and deleted after a week (pruneWorkers, with each worker's report).
  */
 export async function listWorkers(db: Db, { onlineSeconds, limit }: { onlineSeconds: number; limit: number }) {
   return db
