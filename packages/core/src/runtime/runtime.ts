@@ -439,7 +439,7 @@ export function agentRuntime(deps: RuntimeDeps) {
       const seq = steps.length;
       // Before each model call, in a fenced transaction: the prompt's layers are read and the
       // call's worst case is reserved against the budgets. A fresh run's first call had this
-      // done in the transaction that started the run (nextRun).
+      // done by nextRun, right after the run started.
       let pre: Precall;
       if (prepared) {
         pre = prepared;
@@ -570,11 +570,12 @@ export function agentRuntime(deps: RuntimeDeps) {
   }
 
   /**
-   * What comes before a model call, in the caller's fenced transaction: the MCP tools the
-   * run is offered (read once per run), the prompt's layers, the prepared request, and the
-   * call's worst case reserved against the budgets. A refusal (over a hard budget, an
-   * unpriced model) comes back as `refused`; with `savepoint` the reservation's writes are
-   * rolled back to one, so the caller's own writes (nextRun's claim and run) stand.
+   * What comes before a model call, in the caller's transaction: the MCP tools the run is
+   * offered (read once per run), the prompt's layers, the prepared request, and the call's
+   * worst case reserved against the budgets. A refusal (over a hard budget, an unpriced
+   * model) comes back as `refused`; with `savepoint` the reservation's writes are rolled
+   * back to one, so the caller's own writes (a run nextRun started from messages or a
+   * drive) stand; without, it throws SpendRefused and the caller's transaction rolls back.
    */
   async function precall(
     tx: Tx,
