@@ -92,6 +92,9 @@ export async function queryBatch(client: pg.PoolClient, statements: BatchStateme
   return (Array.isArray(r) ? r : [r]).slice(b.skip);
 }
 
+/** How many results a BEGIN of tenantBegin's (or a plain BEGIN) gives: BEGIN's, and the settings' if any. */
+const beginResults = (begin: string) => begin.split(";").length;
+
 function tenantBegin(tenantId: string): string {
   if (!TENANT_ID.test(tenantId)) throw new Error(`withTenant: malformed tenant id ${JSON.stringify(tenantId)}`);
   return `BEGIN; SELECT set_config('role', 'bosun_app', true), set_config('bosun.tenant_id', '${tenantId}', true)`;
@@ -171,7 +174,7 @@ export function takeCommitPrelude(tx: Tx): CommitStatement[] | undefined {
 export async function runQueued(client: pg.PoolClient, queued: CommitStatement[], opts: { before?: string; after?: BatchStatement[] } = {}): Promise<void> {
   const ahead = opts.before === undefined ? [] : [opts.before];
   const results = await queryBatch(client, [...ahead, ...queued.map((q) => q.sql), ...(opts.after ?? [])]);
-  const skip = opts.before === undefined ? 0 : opts.before.split(";").length;
+  const skip = opts.before === undefined ? 0 : beginResults(opts.before);
   for (const [i, q] of queued.entries()) q.onResult?.(results[skip + i]!);
 }
 
@@ -237,8 +240,7 @@ function lazyBegin(client: pg.PoolClient, begin: string) {
   const target = client as unknown as { query: (...args: unknown[]) => unknown };
   const own = Object.hasOwn(target, "query");
   const query = target.query;
-  // BEGIN alone, or BEGIN and the tenant's settings: the results to leave out.
-  const count = begin.split(";").length;
+  const count = beginResults(begin);
   let pending: string | null = begin;
   target.query = function (this: unknown, ...args: unknown[]) {
     if (pending === null) return query.apply(this, args);

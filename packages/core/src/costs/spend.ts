@@ -122,6 +122,13 @@ export interface ReportedSettlement {
   exhausted: ExhaustedBudget[];
 }
 
+/** The prices a request's calls need looked up: one per call, each model's candidate names. */
+export const priceLookups = (req: Pick<ReserveRequest, "calls">): repo.costs.PriceLookup[] =>
+  req.calls.map((call) => ({ provider: call.provider, models: priceCandidates(call.model) }));
+
+/** Whether call `i` was answered by a model other than the one planned (priced apart: findPrice). */
+const answeredByOther = (r: Reservation, a: ActualCall, i: number) => Boolean(a.usage && a.model && r.request.calls[i] && a.model !== r.request.calls[i]!.model);
+
 /**
  * Reserve-then-settle around every model call. `reserve` runs before the call, in its own
  * (fenced) transaction: it prices the call, refuses an unpriced model, and holds the
@@ -132,10 +139,6 @@ export interface ReportedSettlement {
  * rows (idempotent by key), moves the actual cost from reserved to spent in the same
  * order, and claims the alerts of the thresholds it crossed.
  */
-/** The prices a request's calls need looked up: one per call, each model's candidate names. */
-export const priceLookups = (req: Pick<ReserveRequest, "calls">): repo.costs.PriceLookup[] =>
-  req.calls.map((call) => ({ provider: call.provider, models: priceCandidates(call.model) }));
-
 export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => Date }) {
   const clock = deps.clock ?? (() => new Date());
 
@@ -229,9 +232,8 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
     // Providers report pinned snapshots: price the model that answered if it has its own price.
     const answered = new Map<number, PriceRow | null>();
     for (const [i, a] of actual.calls.entries()) {
-      const planned = req.calls[i];
-      if (planned && a.usage && a.model && a.model !== planned.model) {
-        answered.set(i, (await c.findPrice(tx, { tenantId: req.tenantId, provider: planned.provider, models: priceCandidates(a.model), at: r.at })) ?? null);
+      if (answeredByOther(r, a, i)) {
+        answered.set(i, (await c.findPrice(tx, { tenantId: req.tenantId, provider: req.calls[i]!.provider, models: priceCandidates(a.model!), at: r.at })) ?? null);
       }
     }
     const charge = charges(r, actual, answered);
@@ -248,7 +250,7 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
     r: Reservation,
     actual: { calls: ActualCall[]; computeMs: number },
   ): { statement: BatchStatement; finish: (tx: Tx, result: QueryResult) => Promise<Settlement> } | undefined {
-    if (actual.calls.some((a, i) => a.usage && a.model && r.request.calls[i] && a.model !== r.request.calls[i]!.model)) return undefined;
+    if (actual.calls.some((a, i) => answeredByOther(r, a, i))) return undefined;
     const charge = charges(r, actual, new Map());
     return {
       statement: c.chargeAndTakeStatement({ tenantId: r.request.tenantId, reservationKey: r.request.key, rows: charge.rows }),
@@ -280,7 +282,7 @@ export function spendEngine(deps: { jobs: Pick<Jobs, "enqueue">; clock?: () => D
     for (const [i, a] of actual.calls.entries()) {
       const planned = req.calls[i];
       if (!planned || !a.usage) continue;
-      const price = answered.has(i) ? (answered.get(i) ?? r.prices[i] ?? null) : (r.prices[i] ?? null);
+      const price = answered.get(i) ?? r.prices[i] ?? null;
       const unreported = a.usage.unreported === true;
       rows.push({
         ...base,

@@ -39,8 +39,8 @@ const MODEL_TIMEOUT_MS = 120_000;
 /** What the runtime needs from the task lifecycle (packages/core/src/tasks). */
 export interface TaskPort {
   claimNextForAgent(p: { tenantId: string; agentId: string; leaseOwner: string; ttlSeconds: number }): Promise<ClaimedTask | null>;
-  /** Completes (or sends to review) inside the run's transaction, fenced by the task lease. */
   /**
+   * Completes (or sends to review) inside the run's transaction, fenced by the task lease.
    * `locked`: the task's row, locked in this transaction already (undefined: no such task).
    * `atCommit`: the completion may be written with the COMMIT (only the title is read back).
    */
@@ -539,7 +539,7 @@ export function agentRuntime(deps: RuntimeDeps) {
         const s = at.step === undefined ? await rt.insertStepAndUpdateRun(tx, llmStep(seq0), llmPatch) : (reads[at.step]!.rows[0] as StepRow);
         // The charge is written with the step, under the same fence: a step that exists
         // has been paid for, and a replayed step finds its charge by key.
-        if (settleFirst && at.charge !== undefined) await settleFirst.finish(tx, reads[at.charge]!);
+        if (settleFirst) await settleFirst.finish(tx, reads[at.charge!]!);
         else await spend.settle(tx, reservation, { calls: attempts({ seq: seq0, model: r.model, usage: r.usage }), computeMs: Date.now() - computeMark });
         // Not in a run an operator cancelled during the call (the next turn's read ends it).
         if (!merge || !policies || current?.rows[0]?.status !== "running") return [s, null] as const;
@@ -1112,8 +1112,8 @@ interface ToolCallContext {
   waits: repo.runtime.WaitpointRow[];
   /**
    * The run's task, locked for its write in this transaction already (sent with its
-   * BEGIN): complete_task and fail_task need not read it, and the completion and the
-   * tool's step go with the COMMIT.
+   * BEGIN): complete_task and fail_task need not read it, and the completion goes with the
+   * COMMIT.
    */
   lockedTask?: { row: repo.LockedTaskRow | undefined };
 }

@@ -391,10 +391,10 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
     assertLease(t, h, epoch);
     if (isEmptyJson(result)) throw validation("done needs a result: a non-empty JSON value", [{ path: "result", message: "must be a non-empty JSON value" }]);
     const review = t.requiresReview;
-    const status: repo.TaskStatus = review ? "in_review" : "done";
+    const status: "in_review" | "done" = review ? "in_review" : "done";
     // Dependents are looked for in this transaction, after the update: it must have run.
     const deferred = atCommit && !hasDependents;
-    if (deferred) await deferWrite(tx, repo.completeTaskStatement({ tenantId: t.tenantId, taskId: t.id, epoch, owner: h.leaseOwner, status: review ? "in_review" : "done", result }));
+    if (deferred) await deferWrite(tx, repo.completeTaskStatement({ tenantId: t.tenantId, taskId: t.id, epoch, owner: h.leaseOwner, status, result }));
     const now = new Date();
     const u = deferred
       ? { ...t, status, result, leaseOwner: null, leaseExpiresAt: null, completedAt: review ? null : now, updatedAt: now }

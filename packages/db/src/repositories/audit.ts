@@ -63,14 +63,14 @@ export function auditHash(prevHash: string, e: AuditHashed): string {
   return createHash("sha256").update(prevHash).update(body).digest("hex");
 }
 
+/** The unsealed INSERT as a prepared statement (its plan made once per connection), for the COMMIT's batch. */
+const insertUnsealedPrepared = (json: string) => prepared("bosun_b_audit_insert", insertUnsealed("$1"), [json]);
+
 /**
  * The INSERT of a batch of unsealed events: one `pos` value for the batch (the sequence
  * steps by AUDIT_POS_BLOCK), its rows numbered from it, so they stay adjacent in the chain.
  * `json` is a parameter reference or an escaped literal.
  */
-/** The unsealed INSERT as a prepared statement (its plan made once per connection), for the COMMIT's batch. */
-const insertUnsealedPrepared = (json: string) => prepared("bosun_b_audit_insert", insertUnsealed("$1"), [json]);
-
 const insertUnsealed = (json: string) =>
   `WITH b AS MATERIALIZED (SELECT nextval('audit_events_pos_seq') AS base)
    INSERT INTO audit_events (tenant_id, id, actor_type, actor_id, action, target_type, target_id, before, after, request_id, pos)

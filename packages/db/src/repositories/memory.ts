@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { Db } from "../client";
-import { type PreparedStatement, prepared, textLiteral } from "../tx";
+import { literalOf, type PreparedStatement, prepared } from "../tx";
 
 /**
  * Agent memory (working items, the archive) and messaging queries. Plain SQL: the
@@ -70,32 +70,25 @@ export async function usage(db: Db, { tenantId, agentId }: { tenantId: string; a
   return { workingTokens: r.working_tokens, workingItems: r.working_items, archiveItems: r.archive_items, archiveTokens: r.archive_tokens };
 }
 
-export async function insertItem(
-  db: Db,
-  i: Pick<MemoryItemRow, "id" | "agentId" | "layer" | "title" | "content" | "tokens" | "source" | "ref"> & { tenantId: string; retentionDays: number | null },
-): Promise<MemoryItemRow> {
-  const { rows } = await db.$client.query<MemoryItemRow>(
-    `INSERT INTO memory_items (tenant_id, id, agent_id, layer, title, content, tokens, source, ref, expires_at)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9, CASE WHEN $10::int IS NULL THEN NULL ELSE now() + make_interval(days => $10::int) END)
-     RETURNING ${ITEM_COLUMNS}`,
-    [i.tenantId, i.id, i.agentId, i.layer, i.title, i.content, i.tokens, i.source, i.ref, i.retentionDays],
-  );
+export async function insertItem(db: Db, i: NewItem): Promise<MemoryItemRow> {
+  const { rows } = await db.$client.query<MemoryItemRow>(`${ITEM_INSERT} RETURNING ${ITEM_COLUMNS}`, itemValues(i));
   return rows[0]!;
 }
 
 /**
- * insertItem as a statement (escaped literals) whose result nobody reads: for a write that
- * goes with the transaction's COMMIT (deferWrite) rather than costing a round trip.
+ * insertItem as a prepared statement whose result nobody reads: for a write that goes
+ * with the transaction's COMMIT (deferWrite) rather than costing a round trip.
  */
-export function insertItemStatement(
-  i: Pick<MemoryItemRow, "id" | "agentId" | "layer" | "title" | "content" | "tokens" | "source" | "ref"> & { tenantId: string; retentionDays: number | null },
-): string {
-  const lit = (v: string | null) => (v === null ? "NULL" : textLiteral(v));
-  const days = i.retentionDays === null ? null : Math.trunc(i.retentionDays);
-  return `INSERT INTO memory_items (tenant_id, id, agent_id, layer, title, content, tokens, source, ref, expires_at)
-     VALUES (${lit(i.tenantId)}, ${lit(i.id)}, ${lit(i.agentId)}, ${lit(i.layer)}, ${lit(i.title)}, ${lit(i.content)}, ${Math.trunc(i.tokens)}, ${lit(i.source)}, ${lit(i.ref)},
-             ${days === null ? "NULL" : `now() + make_interval(days => ${days})`})`;
-}
+export const insertItemStatement = (i: NewItem): PreparedStatement =>
+  prepared("bosun_b_memory_item_insert", ITEM_INSERT, itemValues(i).map((v) => literalOf(v)));
+
+type NewItem = Pick<MemoryItemRow, "id" | "agentId" | "layer" | "title" | "content" | "tokens" | "source" | "ref"> & { tenantId: string; retentionDays: number | null };
+
+const ITEM_INSERT = `INSERT INTO memory_items (tenant_id, id, agent_id, layer, title, content, tokens, source, ref, expires_at)
+     VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::int, $8::text, $9::text,
+             CASE WHEN $10::int IS NULL THEN NULL ELSE now() + make_interval(days => $10::int) END)`;
+
+const itemValues = (i: NewItem) => [i.tenantId, i.id, i.agentId, i.layer, i.title, i.content, i.tokens, i.source, i.ref, i.retentionDays];
 
 /** Replaces an item's text if it is still at `version`; undefined when it moved on or is gone. */
 export async function replaceItem(

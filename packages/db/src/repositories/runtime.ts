@@ -208,16 +208,18 @@ const resumableWhere = (t: string, a: string) => `r.tenant_id = ${t} AND r.agent
 
 /**
  * The runtime's claim of the agent's next task, as statements (escaped literals) that go
- * in one round trip with the transaction's BEGIN, the fence and the reads `nextRun`
- * decides on; the claim took four round trips of its own before.
+ * in the one round trip that is `nextRun`'s whole transaction (tenantStatements), with the
+ * fence and the reads it decides on; the claim took four round trips of its own before.
  *  1. Locks the next task the agent may claim (the rule of `claimableWhere`, in the claim
- *     index's order, SKIP LOCKED), only while the agent is active and has no run to
- *     resume (which comes first), and notes its id in the transaction (`bosun.claim`).
+ *     index's order, SKIP LOCKED), only while the agent is active, has no run to resume
+ *     (which comes first) and `fence` still holds its session's lease, and notes its id in
+ *     the transaction (`bosun.claim`).
  *  2. In a statement of its own, so that its snapshot includes a dependency added after
  *     the lock's (claimTask's rule), claims and starts that task: a new lease epoch,
  *     `in_progress`, `run_id`; and inserts the task's run.
  *  3. Reads the run back.
- * When the fence fails, the caller rolls all of it back. `claimedRun` reads the results.
+ * The transaction commits whatever the fence found: with the lease lost, the lock (1)
+ * finds nothing, so nothing is written. `claimedRun` reads the results.
  */
 export function claimNextRunStatements(p: {
   tenantId: string;
