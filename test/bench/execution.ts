@@ -115,11 +115,19 @@ try {
   }
   await database.pool.query("ANALYZE");
 
-  // 1a. Raw pg-boss: send N jobs, a worker completes each. Two baselines: at its best
-  // (batches of 20, fetched again at once while they come back full), and with the
-  // concurrency the Bosun worker has (one job per fetch, WORKER_CONCURRENCY at a time, as
-  // it takes agent.wake, NOTIFY included), which is the like-for-like one.
-  async function raw(queue: string, options: { batchSize: number; localConcurrency: number }, notify: boolean) {
+  // 1a. Raw pg-boss: send N jobs, workers fetch and complete each. Two baselines: at its
+  // best (work() in batches of 20, fetched again at once while they come back full), and
+  // with the concurrency the Bosun worker has: WORKER_CONCURRENCY loops, each fetching one
+  // job and completing it, on a queue that sends a NOTIFY with each job as agent.wake's
+  // does. That is the like-for-like one: send, fetch and complete, one job at a time.
+  //
+  // The like-for-like loops call fetch() and complete() themselves rather than work() with
+  // a batch of one: a work() loop that fetched a job waits for its next poll unless a
+  // NOTIFY came in meanwhile (a batch of one never counts as full, so it never bursts),
+  // and with notify on that wait is 30 s by default. Once the sends stopped, a backlog
+  // then drained one job per loop per wait, and the measured rate said more about the
+  // wait than about pg-boss.
+  async function queueWithSender(queue: string, notify: boolean) {
     await producer.boss.createQueue(queue, { policy: "standard", notify });
     // pg-boss caches queue settings at start (and each minute): a producer started after the
     // queue exists sends its NOTIFY from the first job.
@@ -127,35 +135,64 @@ try {
     await sender.start();
     const rawWorker = createJobs({ connectionString: url, role: "worker", max: 4 });
     await rawWorker.start();
+    const send = async () => {
+      for (let i = 0; i < TASKS; i += 50) {
+        await Promise.all(Array.from({ length: Math.min(50, TASKS - i) }, (_, j) => sender.boss.send(queue, { i: i + j })));
+      }
+    };
+    const stop = async () => {
+      await rawWorker.stop({ graceful: false, timeout: 1000 });
+      await sender.stop({ graceful: false, timeout: 1000 });
+    };
+    return { rawWorker, send, stop };
+  }
+  async function rawBatched(queue: string) {
+    const { rawWorker, send, stop } = await queueWithSender(queue, false);
     let rawDone = 0;
     let rawFinished!: () => void;
     const rawAll = new Promise<void>((r) => {
       rawFinished = r;
     });
-    await rawWorker.boss.work(queue, { ...options, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true }, async (jobs) => {
+    await rawWorker.boss.work(queue, { batchSize: 20, localConcurrency: 4, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true }, async (jobs) => {
       rawDone += jobs.length;
       if (rawDone >= TASKS) rawFinished();
     });
     const rawStart = performance.now();
-    for (let i = 0; i < TASKS; i += 50) {
-      await Promise.all(Array.from({ length: Math.min(50, TASKS - i) }, (_, j) => sender.boss.send(queue, { i: i + j })));
-    }
+    await send();
     await rawAll;
     const secs = (performance.now() - rawStart) / 1000;
-    await rawWorker.stop({ graceful: false, timeout: 1000 });
-    await sender.stop({ graceful: false, timeout: 1000 });
+    await stop();
     return secs;
   }
-  const rawSecs = await raw("bench.raw", { batchSize: 20, localConcurrency: 4 }, false);
-  // agent.wake's own setup: NOTIFY on send (a batch of one is never "full", so no burst).
-  let rawSameSecs = await raw("bench.raw.same", { batchSize: 1, localConcurrency: WORKER_CONCURRENCY }, true);
-  // Now and then pg-boss's NOTIFY does not wake that worker's fetch at all and it runs at
-  // polling speed (see the note printed below): measure it once more on a fresh queue.
-  let rawSameRetried = false;
-  if (rawSameSecs > rawSecs * 10) {
-    rawSameRetried = true;
-    rawSameSecs = Math.min(rawSameSecs, await raw("bench.raw.same.again", { batchSize: 1, localConcurrency: WORKER_CONCURRENCY }, true));
+  async function rawOneByOne(queue: string) {
+    const { rawWorker, send, stop } = await queueWithSender(queue, true);
+    let rawDone = 0;
+    const loop = async () => {
+      while (rawDone < TASKS) {
+        const [job] = await rawWorker.boss.fetch(queue, { batchSize: 1 });
+        if (!job) {
+          // Only before the first sends land: the loops end when the last job is done.
+          await new Promise((r) => setTimeout(r, 5));
+          continue;
+        }
+        await rawWorker.boss.complete(queue, job.id);
+        rawDone++;
+      }
+    };
+    const rawStart = performance.now();
+    await Promise.all([send(), ...Array.from({ length: WORKER_CONCURRENCY }, loop)]);
+    const secs = (performance.now() - rawStart) / 1000;
+    await stop();
+    return secs;
   }
+  /** WAL the server wrote while `f` ran, in bytes (the whole server's: nothing else runs). */
+  const walLsn = async () => (await database.pool.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`)).rows[0]!.lsn;
+  const walSince = async (from: string) =>
+    Number((await database.pool.query<{ n: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint AS n`, [from])).rows[0]!.n);
+  const rawSecs = await rawBatched("bench.raw");
+  const rawWalFrom = await walLsn();
+  const rawSameSecs = await rawOneByOne("bench.raw.same");
+  const rawSameWal = await walSince(rawWalFrom);
 
   // 1b. The whole path, on one tenant's fleet, then on the same number of agents spread
   // over TENANTS tenants (each tenant's audited writes are ordered by its hash chain).
@@ -177,8 +214,24 @@ try {
   // With pg_stat_statements loaded by the server, BENCH_PROFILE also prints where the
   // server's own time went (the client-side timings above include queueing and lock waits).
   const statStatements = PROFILE && (await database.pool.query(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).then(() => database.pool.query(`SELECT pg_stat_statements_reset()`)).then(() => true, () => false));
+  // BENCH_PROFILE: rows written per table (and the updates that were HOT, which write no
+  // index entry), from the statistics the server counts, over the one-tenant pass.
+  const tableWrites = async () =>
+    new Map(
+      (
+        await database.pool.query<{ t: string; ins: string; upd: string; hot: string; del: string; idx: string }>(
+          `SELECT s.relname AS t, n_tup_ins AS ins, n_tup_upd AS upd, n_tup_hot_upd AS hot, n_tup_del AS del,
+                  (SELECT count(*) FROM pg_index i WHERE i.indrelid = s.relid) AS idx
+           FROM pg_stat_user_tables s`,
+        )
+      ).rows.map((r) => [r.t, r]),
+    );
+  if (PROFILE) await database.pool.query(`SELECT pg_stat_force_next_flush()`).catch(() => {});
+  const writesBefore = PROFILE ? await tableWrites() : new Map();
   profiling = PROFILE;
+  const pathWalFrom = await walLsn();
   const pathSecs = await path([actor]);
+  const pathWal = await walSince(pathWalFrom);
   profiling = false;
   if (statStatements) {
     const r = await database.pool.query(
@@ -187,6 +240,33 @@ try {
     const total = r.rows.reduce((n, x) => n + Number(x.total_exec_time), 0);
     console.log(`\nserver execution time: ${(total / TASKS).toFixed(2)} ms per task (top 30 statements)`);
     for (const x of r.rows) console.log(`${(Number(x.total_exec_time) / TASKS).toFixed(3).padStart(7)} ms/task (plan ${(Number(x.total_plan_time) / TASKS).toFixed(3)}) ${(Number(x.calls) / TASKS).toFixed(2).padStart(6)}/task  ${x.q}`);
+  }
+  if (PROFILE) {
+    await new Promise((r) => setTimeout(r, 1500)); // backends report their counts within a second
+    const after = await tableWrites();
+    console.log(`\nrows written per task, by table (indexes: how many the table has; HOT updates write none):`);
+    const per = (n: number) => (n / TASKS).toFixed(2).padStart(6);
+    const rows = [...after.values()]
+      .map((a) => {
+        const b = writesBefore.get(a.t);
+        const d = (k: "ins" | "upd" | "hot" | "del") => Number(a[k]) - Number(b?.[k] ?? 0);
+        return { t: a.t, ins: d("ins"), upd: d("upd"), hot: d("hot"), del: d("del"), idx: Number(a.idx) };
+      })
+      .filter((x) => x.ins + x.upd + x.del > 0)
+      .sort((x, y) => y.ins + y.upd + y.del - (x.ins + x.upd + x.del));
+    for (const x of rows) console.log(`${per(x.ins)} ins ${per(x.upd)} upd (${per(x.hot)} HOT) ${per(x.del)} del  ${String(x.idx).padStart(2)} idx  ${x.t}`);
+  }
+  // With pg_walinspect (PostgreSQL 15's contrib), what the path's WAL was made of.
+  if (PROFILE && (await database.pool.query(`CREATE EXTENSION IF NOT EXISTS pg_walinspect`).then(() => true, () => false))) {
+    const r = await database.pool.query(
+      `SELECT "resource_manager/record_type" AS kind, count, record_size, fpi_size FROM pg_get_wal_stats($1, pg_current_wal_lsn(), true)
+       WHERE count > 0 ORDER BY record_size + fpi_size DESC LIMIT 25`,
+      [pathWalFrom],
+    );
+    console.log(`\nWAL of the path, per task (top 25 record types):`);
+    for (const x of r.rows) {
+      console.log(`${(Number(x.count) / TASKS).toFixed(2).padStart(7)} records ${(Number(x.record_size) / TASKS).toFixed(0).padStart(6)} B + full pages ${(Number(x.fpi_size) / TASKS).toFixed(0).padStart(6)} B  ${x.kind}`);
+    }
   }
   if (PROFILE) {
     const rows = [...profile].sort((a, b) => b[1].n - a[1].n);
@@ -259,15 +339,7 @@ try {
     `ratio ${(rawSameSecs / pathSecs).toFixed(2)} of like-for-like raw pg-boss, ${(rawSecs / pathSecs).toFixed(2)} of batched (target ≥ 0.50)` +
       (TENANTS > 1 ? `; over ${TENANTS} tenants ${(rawSameSecs / spreadSecs).toFixed(2)} / ${(rawSecs / spreadSecs).toFixed(2)}` : ""),
   );
-  // The like-for-like baseline depends on pg-boss's NOTIFY waking its fetch loop; when that
-  // does not engage, it falls back to polling (twice a second per worker slot) and the
-  // ratio against it says nothing: say so rather than print a flattering number.
-  if (rawSameRetried) console.log("  note: the like-for-like baseline was measured twice (the first ran at polling speed); the faster run is shown");
-  if (rawSameSecs > rawSecs * 10) {
-    console.log(
-      `  note: the like-for-like baseline ran at polling speed (pg-boss's NOTIFY did not wake its fetch in this run); compare with the batched ratio`,
-    );
-  }
+  console.log(`WAL written: ${(pathWal / TASKS / 1024).toFixed(1)} kB per task, like-for-like pg-boss ${(rawSameWal / TASKS / 1024).toFixed(1)} kB per job`);
   console.log(`wake latency, task created → run started: p50 ${pct(latencies, 50)} ms, p99 ${pct(latencies, 99)} ms (target p50 < 50 ms)`);
   console.log(
     `${processed} idle scheduled agents: ${ticks} ticks, ${(tickMs / ticks).toFixed(1)} ms of database time per 1,000-agent tick, ` +
