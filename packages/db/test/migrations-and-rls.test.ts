@@ -163,6 +163,16 @@ describe("audit hash chain", () => {
         expect(e.hash).toBe(repo.auditHash(prev, e));
         prev = e.hash;
       }
+      // The chain's index holds sealed events only (0014), and still keeps seq unique.
+      const { rows: idx } = await db.database.pool.query(`SELECT indexdef FROM pg_indexes WHERE indexname = 'audit_events_seq_key'`);
+      expect(idx[0].indexdef).toMatch(/UNIQUE INDEX .*\(tenant_id, seq\) WHERE \(seq IS NOT NULL\)/);
+      await expect(
+        db.database.pool.query(
+          `INSERT INTO audit_events (tenant_id, id, actor_type, actor_id, action, target_type, target_id, seq, prev_hash, hash)
+           VALUES ($1, 'aud_dup', 'system', 'test', 'test.event', 'tenant', $1, 3, 'x', 'y')`,
+          [T],
+        ),
+      ).rejects.toThrow(/audit_events_seq_key/);
     } finally {
       await db.drop();
     }

@@ -86,6 +86,53 @@ describe("one-round-trip transactions", () => {
     expect(repo.runtime.released(twice)).toEqual({ released: false, wakeRequested: false });
   });
 
+  it("fences with a row lock, and extends the lease only once a sixth of its TTL has gone by", async () => {
+    const agentB = "agt_0000000000bbbbbbbbbbbbbbbb";
+    await db.database.pool.query(
+      `INSERT INTO agents (tenant_id, id, name, owner, revision, spec_hash, descriptor) VALUES ($1, $2, 'b', 'o', 1, 'h', '{}')`,
+      [A, agentB],
+    );
+    const took = await tenantStatements(db.database, A, repo.runtime.acquireOrMarkStatements({ tenantId: A, agentId: agentB, owner: "w1", ttlSeconds: 60 }));
+    const fence = { tenantId: A, agentId: agentB, owner: "w1", epoch: repo.runtime.acquiredEpoch(took[1])! };
+    const session = async () =>
+      (
+        await db.database.pool.query<{ ctid: string; ahead: number }>(
+          `SELECT ctid::text, extract(epoch FROM lease_expires_at - now())::float8 AS ahead FROM agent_sessions WHERE tenant_id = $1 AND agent_id = $2`,
+          [A, agentB],
+        )
+      ).rows[0]!;
+    const fresh = await session();
+    // Just taken: the fence locks the row and writes no new version of it.
+    await withTenant(db.database, A, async () => 1, { with: repo.runtime.fenceWith(fence, 60) });
+    expect((await session()).ctid).toBe(fresh.ctid);
+    // While the fenced transaction is open, no one else can take or mark the session.
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      await withTenant(
+        db.database,
+        A,
+        async () => {
+          await other.query(`SET lock_timeout = '200ms'`);
+          await expect(other.query(`UPDATE agent_sessions SET wake_requested_at = now() WHERE tenant_id = $1 AND agent_id = $2`, [A, agentB])).rejects.toThrow(
+            /lock timeout/,
+          );
+        },
+        { with: repo.runtime.fenceWith(fence, 60) },
+      );
+    } finally {
+      await other.end();
+    }
+    // Twenty seconds left of sixty: the fence extends it to the whole TTL again.
+    await db.database.pool.query(`UPDATE agent_sessions SET lease_expires_at = now() + interval '20 seconds' WHERE tenant_id = $1 AND agent_id = $2`, [A, agentB]);
+    await withTenant(db.database, A, async () => 1, { with: repo.runtime.fenceWith(fence, 60) });
+    expect((await session()).ahead).toBeGreaterThan(55);
+    // A stale epoch is refused whether or not the lease is due.
+    await expect(withTenant(db.database, A, async () => 1, { with: repo.runtime.fenceWith({ ...fence, epoch: fence.epoch + 1 }, 60) })).rejects.toBeInstanceOf(
+      repo.runtime.LeaseLostError,
+    );
+  });
+
   it("writes a task's completion with the COMMIT, and fails the whole transaction if its fence no longer holds (bosun_expect_one)", async () => {
     const task = "tsk_0000000000aaaaaaaaaaaaaaaa";
     await db.database.pool.query(

@@ -42,7 +42,8 @@ export const auditEvents = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.tenantId, t.id] }),
-    uniqueIndex("audit_events_seq_key").on(t.tenantId, t.seq),
+    // Sealed events only: an unsealed one (seq NULL) would add an entry the seal replaces.
+    uniqueIndex("audit_events_seq_key").on(t.tenantId, t.seq).where(sql`seq IS NOT NULL`),
     index("audit_events_target_idx").on(t.tenantId, t.targetType, t.targetId),
     // What the sealer reads: the unsealed events, per tenant, in insertion order.
     index("audit_events_unsealed_idx").on(t.tenantId, t.pos).where(sql`seq IS NULL`),
