@@ -8,6 +8,7 @@
  * Prints figures; asserts nothing.
  */
 import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { agentRuntime, createServices, providerCache, scheduleTick, systemActor } from "@bosun/core";
 import { createDatabase, runMigrations } from "@bosun/db";
 import { createJobs } from "@bosun/jobs";
@@ -185,13 +186,25 @@ try {
     await stop();
     return secs;
   }
+  /** CPU time the whole machine has spent busy so far, in ms (Linux's /proc/stat; NaN elsewhere). */
+  const busyMs = async () => {
+    try {
+      const [cpu] = (await readFile("/proc/stat", "utf8")).split("\n");
+      const [user, nice, system, , , irq, softirq] = cpu!.trim().split(/\s+/).slice(1).map(Number);
+      return ((user! + nice! + system! + irq! + softirq!) * 1000) / 100; // USER_HZ is 100 on Linux
+    } catch {
+      return Number.NaN;
+    }
+  };
   /** WAL the server wrote while `f` ran, in bytes (the whole server's: nothing else runs). */
   const walLsn = async () => (await database.pool.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`)).rows[0]!.lsn;
   const walSince = async (from: string) =>
     Number((await database.pool.query<{ n: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint AS n`, [from])).rows[0]!.n);
   const rawSecs = await rawBatched("bench.raw");
   const rawWalFrom = await walLsn();
+  const rawBusyFrom = await busyMs();
   const rawSameSecs = await rawOneByOne("bench.raw.same");
+  const rawSameBusy = (await busyMs()) - rawBusyFrom;
   const rawSameWal = await walSince(rawWalFrom);
 
   // 1b. The whole path, on one tenant's fleet, then on the same number of agents spread
@@ -230,7 +243,9 @@ try {
   const writesBefore = PROFILE ? await tableWrites() : new Map();
   profiling = PROFILE;
   const pathWalFrom = await walLsn();
+  const pathBusyFrom = await busyMs();
   const pathSecs = await path([actor]);
+  const pathBusy = (await busyMs()) - pathBusyFrom;
   const pathWal = await walSince(pathWalFrom);
   profiling = false;
   if (statStatements) {
@@ -340,6 +355,14 @@ try {
       (TENANTS > 1 ? `; over ${TENANTS} tenants ${(rawSameSecs / spreadSecs).toFixed(2)} / ${(rawSecs / spreadSecs).toFixed(2)}` : ""),
   );
   console.log(`WAL written: ${(pathWal / TASKS / 1024).toFixed(1)} kB per task, like-for-like pg-boss ${(rawSameWal / TASKS / 1024).toFixed(1)} kB per job`);
+  // The machine's CPU time (every process: Node, Postgres, the kernel) per task and per job:
+  // steadier from run to run than the rates on a shared VM, and what the rates come down to
+  // when the machine is busy.
+  if (!Number.isNaN(pathBusy)) {
+    console.log(
+      `CPU time, whole machine: ${(pathBusy / TASKS).toFixed(2)} ms per task (one tenant), like-for-like pg-boss ${(rawSameBusy / TASKS).toFixed(2)} ms per job (ratio ${(rawSameBusy / pathBusy).toFixed(2)})`,
+    );
+  }
   console.log(`wake latency, task created → run started: p50 ${pct(latencies, 50)} ms, p99 ${pct(latencies, 99)} ms (target p50 < 50 ms)`);
   console.log(
     `${processed} idle scheduled agents: ${ticks} ticks, ${(tickMs / ticks).toFixed(1)} ms of database time per 1,000-agent tick, ` +
