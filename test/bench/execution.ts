@@ -8,7 +8,8 @@
  * Prints figures; asserts nothing.
  */
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
+import inspector from "node:inspector/promises";
 import { agentRuntime, createServices, providerCache, scheduleTick, systemActor } from "@bosun/core";
 import { createDatabase, runMigrations } from "@bosun/db";
 import { createJobs } from "@bosun/jobs";
@@ -246,6 +247,14 @@ try {
     );
   if (PROFILE) await database.pool.query(`SELECT pg_stat_force_next_flush()`).catch(() => {});
   const writesBefore = PROFILE ? await tableWrites() : new Map();
+  // BENCH_CPU_PROFILE=<file>: the Node process's CPU profile of the one-tenant pass alone
+  // (open it in Chrome's DevTools or any .cpuprofile viewer).
+  const cpuProfile = process.env.BENCH_CPU_PROFILE ? new inspector.Session() : null;
+  if (cpuProfile) {
+    cpuProfile.connect();
+    await cpuProfile.post("Profiler.enable");
+    await cpuProfile.post("Profiler.start");
+  }
   profiling = PROFILE;
   const pathWalFrom = await walLsn();
   const pathBusyFrom = await busyMs();
@@ -253,6 +262,11 @@ try {
   const pathBusy = (await busyMs()) - pathBusyFrom;
   const pathWal = await walSince(pathWalFrom);
   profiling = false;
+  if (cpuProfile) {
+    const { profile: taken } = await cpuProfile.post("Profiler.stop");
+    await writeFile(process.env.BENCH_CPU_PROFILE!, JSON.stringify(taken));
+    cpuProfile.disconnect();
+  }
   const rawSameAfter = await rawSame("bench.raw.same.after");
   const rawSameSecs = (rawSameBefore.secs + rawSameAfter.secs) / 2;
   const rawSameBusy = (rawSameBefore.busy + rawSameAfter.busy) / 2;
