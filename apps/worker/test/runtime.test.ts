@@ -7,6 +7,7 @@ import { ModelError, type ModelProvider, type ModelRequest } from "@bosun/llm";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
+import { recordQueries } from "../../../test/helpers/queries";
 import { startWorker, type Worker } from "../src/worker";
 
 let db: TestDb;
@@ -428,6 +429,31 @@ describe("a tool in the model's turn", () => {
     expect(new Set([...steps.map((x) => x.at), t!.done_at]).size).toBe(1);
     const [run] = await q<{ status: string; step_count: number }>(`SELECT status, step_count FROM runs WHERE id = $1`, [t!.run_id]);
     expect(run).toEqual({ status: "succeeded", step_count: 2 });
+  });
+
+  it("reads only the steps written since the last turn, and still gives the model the whole conversation", async () => {
+    const talk = Array.from({ length: 5 }, (_, i) => ({ call: "send_message", input: { to: "log-peer", body: `note ${i}` } }));
+    await apply("long-log", { script: talk });
+    await apply("log-peer");
+    const task = await createTask("five notes then done", { assignee: "long-log" });
+    const counted = counting();
+    const rt = runtimeFor(db.database, producer, "w-long-log", { provider: counted.provider });
+    const agent = (await q<{ id: string }>(`SELECT id FROM agents WHERE name = 'long-log'`))[0]!;
+    const recording = recordQueries();
+    try {
+      await rt.wake({ tenantId, agentId: agent.id });
+    } finally {
+      recording.stop();
+    }
+    const [t] = await q<{ status: string; run_id: string }>(`SELECT status, run_id FROM tasks WHERE id = $1`, [task.id]);
+    expect(t!.status).toBe("done");
+    // Each turn wrote the model's step and its tool's; the next turn read from there on
+    // (the first turn, prepared with the claim, read nothing).
+    const from = recording.sent.flatMap((s) => [...s.matchAll(/EXECUTE bosun_b_run_steps\('[^']*', '[^']*', '(\d+)'\)/g)].map((m) => Number(m[1])));
+    expect(from).toEqual([0, 2, 4, 6, 8]);
+    // The model saw the conversation grow by a tool use and its result each turn.
+    expect(counted.calls.map((c) => c.messages.length)).toEqual([1, 3, 5, 7, 9, 11]);
+    expect(await q(`SELECT count(*)::int AS n FROM steps WHERE run_id = $1`, [t!.run_id])).toEqual([{ n: 12 }]);
   });
 
   it("ends the run without touching the task when the task's lease was lost during the model call", async () => {

@@ -392,6 +392,14 @@ export function agentRuntime(deps: RuntimeDeps) {
     async function loop() {
     // A run nextRun has just inserted has no steps or waitpoints yet: its first turn reads nothing.
     let fresh = freshAgent !== undefined;
+    /** The run's step log as read so far (seq 0 on, dense). */
+    let log: StepRow[] = [];
+    const readState = (fromSeq: number) =>
+      tenantStatements(deps.database, f.tenantId, rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq })).then(([steps, r, waits]) => ({
+        steps: steps!.rows as StepRow[],
+        run: r!.rows[0] as RunRow | undefined,
+        waits: waits!.rows as repo.runtime.WaitpointRow[],
+      }));
     for (;;) {
       if (stopping) {
         // A reservation made with the run's start goes back now rather than at the sweep.
@@ -399,17 +407,19 @@ export function agentRuntime(deps: RuntimeDeps) {
         if (held) await fenced(f, (tx) => spend.release(tx, held)).catch(() => {});
         return;
       }
-      // The step log and the run (an operator may cancel it) are read again each turn, with
-      // no fence: a read writes nothing, the heartbeat keeps the lease, and the next write
-      // checks it. Waitpoints only when a step refers to one.
+      // The run (an operator may cancel it), its waitpoints and the steps written since the
+      // last turn are read each turn, with no fence: a read writes nothing, the heartbeat
+      // keeps the lease, and the next write checks it. Steps are never changed once written,
+      // so the log read so far is kept: a turn reads what the last one wrote, not the whole
+      // log again (a run of n turns read n²/2 steps, each with its prompt's messages).
       const state = fresh
         ? { run, steps: [] as StepRow[], waits: [] as repo.runtime.WaitpointRow[] }
-        : await tenantStatements(deps.database, f.tenantId, rt.runStateReads({ tenantId: f.tenantId, runId: run.id })).then(([steps, r, waits]) => ({
-            steps: steps!.rows as StepRow[],
-            run: r!.rows[0] as RunRow | undefined,
-            waits: waits!.rows as repo.runtime.WaitpointRow[],
-          }));
+        : await readState(log.length).then(async (s) =>
+            // A gap (never expected: seqs are dense) or a shorter log: read it all again.
+            s.steps.length > 0 && s.steps[0]!.seq !== log.length ? readState(0) : { ...s, steps: log.concat(s.steps) },
+          );
       fresh = false;
+      log = state.steps;
       run = state.run!;
       if (run.status !== "running") return; // cancelled meanwhile
       const { steps, waits } = state;

@@ -97,13 +97,17 @@ export function fenceWith(f: Fence, ttlSeconds: number): { sql: BatchStatement[]
 }
 
 /**
- * What a run's next turn is decided from, in one round trip: its step log, the run row (an
- * operator may have cancelled it) and its waitpoints, read as the tenant.
+ * What a run's next turn is decided from, in one round trip: its step log from step
+ * `fromSeq` on (the caller has the ones before: steps are never changed once written), the
+ * run row (an operator may have cancelled it) and its waitpoints, read as the tenant.
  */
-export function runStateReads({ tenantId, runId }: { tenantId: string; runId: string }): BatchStatement[] {
+export function runStateReads({ tenantId, runId, fromSeq = 0 }: { tenantId: string; runId: string; fromSeq?: number }): BatchStatement[] {
   const args = [pg.escapeLiteral(tenantId), pg.escapeLiteral(runId)];
   return [
-    prepared("bosun_b_run_steps", `SELECT ${STEP_COLUMNS} FROM steps WHERE tenant_id = $1 AND run_id = $2 ORDER BY seq`, args),
+    prepared("bosun_b_run_steps", `SELECT ${STEP_COLUMNS} FROM steps WHERE tenant_id = $1 AND run_id = $2 AND seq >= $3::int ORDER BY seq`, [
+      ...args,
+      `'${Math.trunc(fromSeq)}'`,
+    ]),
     prepared("bosun_b_run", `SELECT ${RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND id = $2`, args),
     prepared("bosun_b_run_waitpoints", `SELECT ${WP_COLUMNS} FROM waitpoints WHERE tenant_id = $1 AND run_id = $2 ORDER BY created_at`, args),
   ];
