@@ -56,6 +56,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Statements sent by every pg client of this process while `counting`, and their summed time. */
 let counting = false;
 const statements = { n: 0, ms: 0 };
+/** BENCH_PROFILE=1: the same, by statement (its name, or its first words). */
+const PROFILE = process.env.BENCH_PROFILE === "1";
+const byStatement = new Map<string, { n: number; ms: number }>();
 const originalQuery = pg.Client.prototype.query as (...a: unknown[]) => unknown;
 (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (this: pg.Client, ...args: unknown[]) {
   const t0 = performance.now();
@@ -65,6 +68,14 @@ const originalQuery = pg.Client.prototype.query as (...a: unknown[]) => unknown;
       () => {
         statements.n++;
         statements.ms += performance.now() - t0;
+        if (PROFILE) {
+          const q = args[0] as string | { text?: string; name?: string };
+          const key = (typeof q === "string" ? q : (q?.name ?? q?.text ?? "?")).replace(/\s+/g, " ").slice(0, 100);
+          const e = byStatement.get(key) ?? { n: 0, ms: 0 };
+          e.n++;
+          e.ms += performance.now() - t0;
+          byStatement.set(key, e);
+        }
       },
       () => {},
     );
@@ -259,6 +270,11 @@ try {
   console.log(
     `  SQL: ${(statements.n / CALLS).toFixed(1)} statements per call; the run waits on SQL ${((statements.ms / bosunMs) * 100).toFixed(0)}% of its wall time`,
   );
+  if (PROFILE) {
+    for (const [text, v] of [...byStatement].sort((a, b) => b[1].ms - a[1].ms).slice(0, 30)) {
+      console.log(`${(v.n / CALLS).toFixed(2).padStart(6)}/call ${(v.ms / CALLS).toFixed(2).padStart(6)} ms/call  ${text}`);
+    }
+  }
   console.log(
     `ratio ${(perCallDirect / perCallBosun).toFixed(3)} of the baseline's calls/s; overhead per call ${(perCallBosun - perCallDirect).toFixed(2)} ms ` +
       `(${(perCallBosun / perCallDirect).toFixed(1)}x the direct call)`,
