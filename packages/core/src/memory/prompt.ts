@@ -146,6 +146,13 @@ export interface RunPrompt {
  * at the run's first call, and then read back from that call's step, so the conversation a
  * run resumes is the one it had.
  */
+/** The run's first model step that recorded its prompt's layers (its frozen active context). */
+const firstLayers = (steps: { kind: string; input: unknown }[]) =>
+  steps.find((s) => s.kind === "llm" && (s.input as { layers?: unknown } | null)?.layers) as { input: { layers: RunPrompt["layers"] } } | undefined;
+
+/** Whether a run with these steps reads the active context for its next prompt (its first call does; later ones reuse it). */
+export const needsContext = (steps: { kind: string; input: unknown }[]) => !firstLayers(steps);
+
 export async function runPrompt(
   tx: Tx,
   p: {
@@ -153,12 +160,12 @@ export async function runPrompt(
     agentId: string;
     descriptor: AgentDescriptor;
     steps: { kind: string; input: unknown }[];
-    /** What loadContextData would read (withContext, as for a run's first call), read already. */
+    /** What loadContextData would read, read already, with `withContext: needsContext(steps)`. */
     read?: ContextData | undefined;
   },
 ): Promise<RunPrompt> {
-  const earlier = p.steps.find((s) => s.kind === "llm" && (s.input as { layers?: unknown } | null)?.layers) as { input: { layers: RunPrompt["layers"] } } | undefined;
-  const data = p.read && !earlier ? p.read : await loadContextData(tx, { tenantId: p.tenantId, agentId: p.agentId, withContext: !earlier });
+  const earlier = firstLayers(p.steps);
+  const data = p.read ?? (await loadContextData(tx, { tenantId: p.tenantId, agentId: p.agentId, withContext: !earlier }));
   const sys = assembleSystem(p.descriptor, data.working);
   const ctx = earlier
     ? { text: earlier.input.layers.contextText, tokens: earlier.input.layers.context, trimmed: earlier.input.layers.trimmed }

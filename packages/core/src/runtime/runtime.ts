@@ -11,7 +11,7 @@ import { isGatewayToolName } from "../gateway/names";
 import { expireApprovals, holdTaskLeasesOfWaits } from "../governance/sweep";
 import { gateToolCall, type PolicyRecord } from "../governance/gate";
 import { newId } from "../ids";
-import { type ContextData, contextDataFrom, contextDataRead, type RunPrompt, runPrompt } from "../memory/prompt";
+import { type ContextData, contextDataFrom, contextDataRead, needsContext, type RunPrompt, runPrompt } from "../memory/prompt";
 import { autonomyOf, driveTaskAllowance, moveToBacklog, ownInitiative, takeDueDrive } from "../memory/drives";
 import { archiveResult } from "../memory/store";
 import { memoryTool } from "../memory/tools";
@@ -136,6 +136,13 @@ export function agentRuntime(deps: RuntimeDeps) {
    */
   const callShapes = new Map<string, { specHash: string; lookups: repo.costs.PriceLookup[] }>();
   const CALL_SHAPES = 10_000;
+  /** The models this call planned, for the agent's next claim and its run's next call (callShapes). */
+  function rememberShape(a: repo.AgentRow, call: Precall) {
+    if (!("lookups" in call)) return;
+    callShapes.delete(a.id);
+    callShapes.set(a.id, { specHash: a.specHash, lookups: call.lookups });
+    if (callShapes.size > CALL_SHAPES) callShapes.delete(callShapes.keys().next().value!);
+  }
 
   // Every write of a run: the fence travels with the BEGIN (one round trip less per write),
   // and so do `reads` (statements with escaped literals), whose results fn gets. Audit
@@ -282,7 +289,7 @@ export function agentRuntime(deps: RuntimeDeps) {
         if (err instanceof SpendRefused) return { refused: err };
         throw err;
       });
-      remember(agent, firstCall);
+      rememberShape(agent, firstCall);
       return { run, agent, fresh: true, firstCall };
     }
     if (agent?.status !== "active") return null;
@@ -296,17 +303,10 @@ export function agentRuntime(deps: RuntimeDeps) {
       const next = await pickAgain(tx, agent, claimed.locked);
       if (!next) return null;
       const firstCall = await precall(tx, { run: next.run, descriptor: d, steps: [], waits: [], tools: undefined, computeMs: MODEL_TIMEOUT_MS + 30_000, seq: 0, savepoint: true });
-      remember(agent, firstCall);
+      rememberShape(agent, firstCall);
       return { ...next, firstCall };
     });
 
-    /** The models this call planned, for the agent's next claim (callShapes). */
-    function remember(a: repo.AgentRow, call: Precall) {
-      if (!("lookups" in call)) return;
-      callShapes.delete(f.agentId);
-      callShapes.set(f.agentId, { specHash: a.specHash, lookups: call.lookups });
-      if (callShapes.size > CALL_SHAPES) callShapes.delete(callShapes.keys().next().value!);
-    }
 
     async function pickAgain(tx: Tx, agent: repo.AgentRow, locked: string | null): Promise<{ run: RunRow; agent: repo.AgentRow; fresh: true } | null> {
       if (locked) {
@@ -455,12 +455,35 @@ export function agentRuntime(deps: RuntimeDeps) {
         pre = prepared;
         prepared = undefined;
       } else {
-        pre = await fenced(f, (tx) => precall(tx, { run, descriptor, steps, waits, tools: gatewayTools, computeMs: Date.now() - computeMark + MODEL_TIMEOUT_MS + 30_000, seq })).catch(
-          (err: unknown) => {
-            if (err instanceof SpendRefused) return { refused: err };
-            throw err;
-          },
-        );
+        // The prompt's layers and the spend context (for the models this agent's call planned
+        // last time) are read with the fence, in the BEGIN's round trip: two round trips fewer
+        // before each model call.
+        const shape = callShapes.get(f.agentId);
+        const spendAt = spend.now();
+        const reads = [
+          contextDataRead({ tenantId: f.tenantId, agentId: f.agentId, withContext: needsContext(steps) }),
+          ...(shape ? [repo.costs.spendContextWithPricesRead({ tenantId: f.tenantId, agentId: f.agentId, at: spendAt, lookups: shape.lookups })] : []),
+        ];
+        pre = await fenced(
+          f,
+          (tx, read) =>
+            precall(tx, {
+              run,
+              descriptor,
+              steps,
+              waits,
+              tools: gatewayTools,
+              computeMs: Date.now() - computeMark + MODEL_TIMEOUT_MS + 30_000,
+              seq,
+              context: contextDataFrom(read[0]!),
+              spend: shape ? { at: spendAt, lookups: shape.lookups, context: repo.costs.spendContextPricesRead(read[1]) } : undefined,
+            }),
+          reads,
+        ).catch((err: unknown) => {
+          if (err instanceof SpendRefused) return { refused: err };
+          throw err;
+        });
+        rememberShape(agent!, pre);
       }
       if ("refused" in pre) {
         // Refused before the call: over a hard budget, or a model without a price.
