@@ -4,8 +4,29 @@ import { modelToolName, parseModelToolName, toolRef } from "./names";
 
 type CatalogueTool = NonNullable<Awaited<ReturnType<typeof repo.gateway.currentTool>>>;
 
-/** The current catalogue entry a model-facing name points at (see names.ts), or null. */
-export async function resolveGatewayTool(tx: Tx, p: { tenantId: string; name: string }): Promise<CatalogueTool | null> {
+/**
+ * The current catalogue entry a model-facing name points at (see names.ts), or null. Read
+ * once per transaction and name: a call's policy gate describes the tool and the gateway's
+ * phase 1 then resolves it, in the same transaction.
+ */
+export function resolveGatewayTool(tx: Tx, p: { tenantId: string; name: string }): Promise<CatalogueTool | null> {
+  let known = resolved.get(tx);
+  if (!known) {
+    known = new Map();
+    resolved.set(tx, known);
+  }
+  const key = `${p.tenantId}\n${p.name}`;
+  let r = known.get(key);
+  if (!r) {
+    r = resolve(tx, p);
+    known.set(key, r);
+  }
+  return r;
+}
+/** By transaction: withTenant binds a new Tx to each one (its connection is reused, the Tx is not). */
+const resolved = new WeakMap<object, Map<string, Promise<CatalogueTool | null>>>();
+
+async function resolve(tx: Tx, p: { tenantId: string; name: string }): Promise<CatalogueTool | null> {
   const parsed = parseModelToolName(p.name);
   if (!parsed) return null;
   const direct = await repo.gateway.currentTool(tx, { tenantId: p.tenantId, server: parsed.server, tool: parsed.tool });

@@ -1,5 +1,5 @@
 import type { AgentDescriptor } from "@bosun/contracts";
-import { type Database, repo, type Tx, withTenant } from "@bosun/db";
+import { type Database, queryBatch, repo, type Tx, withTenant } from "@bosun/db";
 import type { ToolDef } from "@bosun/llm";
 import { agentActor } from "../actor";
 import { audit } from "../audit";
@@ -104,11 +104,14 @@ export function gatewayExecutor(deps: { database: Database; spend: SpendEngine; 
     // Whether this agent may call it at all (spec.tools, policies, approvals) was decided
     // by the governance gate before this point; a refused call never gets here.
     if (tool.serverStatus !== "active") return { result: fail("SERVICE_UNAVAILABLE", `MCP server '${tool.serverName}' is disabled`, { ref }) };
-    const server = (await repo.gateway.getServerByName(tx, { tenantId: c.tenantId, name: tool.serverName }))!;
+    // The server and the call's slot in one round trip (the tool step's savepoint with them).
+    const { server: found, slot } = repo.gateway.serverAndSlotFrom(
+      await queryBatch(tx.$client, repo.gateway.serverAndCallSlotStatements({ tenantId: c.tenantId, serverName: tool.serverName })),
+    );
+    const server = found!;
     const args = c.input && typeof c.input === "object" && !Array.isArray(c.input) ? (c.input as Record<string, unknown>) : {};
     const base = { ref, version: tool.version };
 
-    const slot = await repo.gateway.takeCallSlot(tx, { tenantId: c.tenantId, serverId: server.id, limit: server.callsPerMinute });
     if (!slot.ok) {
       return {
         result: fail("RATE_LIMITED", `MCP server '${server.name}' allows ${server.callsPerMinute} calls per minute; retry in ${Math.ceil(slot.retryAfterMs / 1000)} s`, base),
