@@ -9,6 +9,7 @@ import { createJobs, type Jobs } from "@bosun/jobs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMcpHttpFixture } from "../../../test/fixtures/mcp-http-server";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
+import { recordQueries } from "../../../test/helpers/queries";
 
 process.env.BOSUN_SECRET_KEY ??= randomBytes(32).toString("hex");
 process.env.BOSUN_MCP_STDIO_COMMANDS = "mcp-server-everything,mcp-server-filesystem";
@@ -101,6 +102,25 @@ describe("agents call MCP tools through the gateway", () => {
     );
     expect(audits).toEqual([{ actor_type: "agent", actor_id: r.agent.id, after: expect.objectContaining({ outcome: "ok", runId: r.runId }) }]);
   }, 60_000);
+
+  it("reads the tool once for the gate and phase 1, and writes the call's step with phase 3's COMMIT", async () => {
+    const recording = recordQueries();
+    let r: Awaited<ReturnType<typeof runTask>>;
+    try {
+      r = await runTask("round-trips", [{ call: "mcp__fixture__echo", input: { message: "once" } }], { tools: ["mcp://gateway/fixture/echo"] });
+    } finally {
+      recording.stop();
+    }
+    expect(r.taskStatus).toBe("done");
+    const echo = await toolStep(r.runId, "mcp__fixture__echo");
+    expect(echo.status).toBe("ok");
+    expect(recording.sent.filter((q) => q.includes("AND s.name = $2 AND t.name = $3 AND t.current"))).toHaveLength(1);
+    // The server's row and the slot in one round trip, the tool step's savepoint with them.
+    expect(recording.sent.filter((q) => q.includes("EXECUTE bosun_b_gateway_server(") && q.includes("EXECUTE bosun_b_gateway_call_slot("))).toHaveLength(1);
+    const stepWrites = recording.sent.filter((q) => q.includes("EXECUTE bosun_b_insert_step_update_run_held(") && q.includes("mcp__fixture__echo"));
+    expect(stepWrites).toHaveLength(1);
+    expect(stepWrites[0]).toMatch(/COMMIT\s*$/);
+  });
 
   it("does not offer, and refuses, a tool the descriptor does not list; the server never sees it", async () => {
     const before = fixture.callsTo("write_note");

@@ -822,14 +822,19 @@ export function agentRuntime(deps: RuntimeDeps) {
       // transaction open, then its step, charge and audit in a new fenced one. A lost
       // lease writes nothing; the fee goes back.
       const answer = await gateway.call(prepared);
-      step = await fenced(f, async (tx) => {
+      const written: LaterStep = { later: {} };
+      await fenced(f, async (tx) => {
         const r = await gateway.complete(tx, prepared, answer);
-        const s = await rt.insertStepAndUpdateRun(tx, base(r.status, r.output), { addSteps: 1 });
-        return s;
+        // The step and its count go with the COMMIT (nothing after them reads them back):
+        // a replayed step's conflict fails the COMMIT, and with it the whole transaction.
+        await deferWrite(tx, rt.insertStepAndUpdateRunPrepared(base(r.status, r.output), { addSteps: 1 }), (res) => {
+          written.later.row = res.rows[0] as StepRow;
+        });
       }).catch(async (err: unknown) => {
         await gateway.release(prepared);
         throw err;
       });
+      step = written.later.row ?? null;
     }
     if (step) await deps.afterStep?.(step);
     return outcome;
