@@ -109,3 +109,17 @@ export function monthEnd(day: string): string {
   d.setUTCMonth(d.getUTCMonth() + 1, 0);
   return d.toISOString().slice(0, 10);
 }
+
+/**
+ * Rows fetched by several requests (one per status, say) with each id once: a row that
+ * changed between two requests comes back from both, and the newer one (`updatedAt`,
+ * ISO 8601) is kept. First-seen order.
+ */
+export function newestById<T extends { id: string; updatedAt: string }>(rows: T[]): T[] {
+  const byId = new Map<string, T>();
+  for (const r of rows) {
+    const seen = byId.get(r.id);
+    if (!seen || Date.parse(r.updatedAt) > Date.parse(seen.updatedAt)) byId.set(r.id, r);
+  }
+  return [...byId.values()];
+}

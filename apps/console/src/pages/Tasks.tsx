@@ -2,6 +2,7 @@ import type { TaskStatus } from "@bosun/contracts";
 import { type FormEvent, useState } from "react";
 import { api, type Page, type Task } from "../api";
 import { Badge, ErrorBanner, LiveBadge, Loading, PageHeader, TimeAgo, useTitle } from "../components";
+import { newestById } from "../format";
 import { useAction, useLoad } from "../hooks";
 import { Link, setQuery, useLocation } from "../router";
 import { useAgentName, useSession } from "../session";
@@ -202,7 +203,9 @@ function CreateTaskForm({ onCreated, onCancel }: { onCreated(t: { id: string; ti
   const [reviewer, setReviewer] = useState("");
   const [maxAttempts, setMaxAttempts] = useState(3);
   const action = useAction();
-  const open = useLoad("open-tasks", async () => (await Promise.all(OPEN.map((s) => api.tasks({ status: s, limit: 50 })))).flatMap((p) => p.items));
+  // One request per status: a task that moved on between two of them (in progress, then in
+  // review) comes back from both; it is offered once, as it is now.
+  const open = useLoad("open-tasks", async () => newestById((await Promise.all(OPEN.map((s) => api.tasks({ status: s, limit: 50 })))).flatMap((p) => p.items)));
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
