@@ -103,7 +103,7 @@ describe("agents call MCP tools through the gateway", () => {
     expect(audits).toEqual([{ actor_type: "agent", actor_id: r.agent.id, after: expect.objectContaining({ outcome: "ok", runId: r.runId }) }]);
   }, 60_000);
 
-  it("reads the tool once for the gate and phase 1, and writes the call's step with phase 3's COMMIT", async () => {
+  it("reads the run's state with the tool turn's fence, the tool once for the gate and phase 1, and writes the call's step with phase 3's COMMIT", async () => {
     const recording = recordQueries();
     let r: Awaited<ReturnType<typeof runTask>>;
     try {
@@ -120,6 +120,10 @@ describe("agents call MCP tools through the gateway", () => {
     const stepWrites = recording.sent.filter((q) => q.includes("EXECUTE bosun_b_insert_step_update_run_held(") && q.includes("mcp__fixture__echo"));
     expect(stepWrites).toHaveLength(1);
     expect(stepWrites[0]).toMatch(/COMMIT\s*$/);
+    // The turn that runs the tool read the run's state with its fence and the policies:
+    // the model's turn had left the tool use unanswered.
+    const toolTurn = recording.sent.filter((q) => q.includes("EXECUTE bosun_b_fence(") && q.includes("EXECUTE bosun_b_policies_for_agent(") && q.includes("EXECUTE bosun_b_run_steps("));
+    expect(toolTurn).toHaveLength(1);
   });
 
   it("does not offer, and refuses, a tool the descriptor does not list; the server never sees it", async () => {

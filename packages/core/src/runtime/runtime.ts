@@ -1,5 +1,5 @@
 import type { AgentDescriptor } from "@bosun/contracts";
-import { type BatchStatement, type Database, type QueryResult, repo, tenantStatements, type Tx, withSystem, withTenant } from "@bosun/db";
+import { type BatchStatement, type Database, type QueryResult, queryBatch, repo, tenantStatements, type Tx, withSystem, withTenant } from "@bosun/db";
 import { type Jobs, wakeKey } from "@bosun/jobs";
 
 import { type ContentBlock, completeWithRouting, type Message, type ModelProvider, type ModelResponse, RoutingError, type RouteAttempt, type ToolDef } from "@bosun/llm";
@@ -394,12 +394,32 @@ export function agentRuntime(deps: RuntimeDeps) {
     let fresh = freshAgent !== undefined;
     /** The run's step log as read so far (seq 0 on, dense). */
     let log: StepRow[] = [];
-    const readState = (fromSeq: number) =>
-      tenantStatements(deps.database, f.tenantId, rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq })).then(([steps, r, waits]) => ({
-        steps: steps!.rows as StepRow[],
-        run: r!.rows[0] as RunRow | undefined,
-        waits: waits!.rows as repo.runtime.WaitpointRow[],
-      }));
+    type State = { steps: StepRow[]; run: RunRow | undefined; waits: repo.runtime.WaitpointRow[] };
+    const stateFrom = ([steps, r, waits]: QueryResult[]): State => ({
+      steps: steps!.rows as StepRow[],
+      run: r!.rows[0] as RunRow | undefined,
+      waits: waits!.rows as repo.runtime.WaitpointRow[],
+    });
+    const readState = (fromSeq: number) => tenantStatements(deps.database, f.tenantId, rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq })).then(stateFrom);
+    /** The steps read from `log.length` on, after the log (a gap, never expected as seqs are dense: null, read it all again). */
+    const extend = (s: State): State | null => (s.steps.length > 0 && s.steps[0]!.seq !== log.length ? null : { ...s, steps: log.concat(s.steps) });
+    /** Where the run stands: its last model step, the tool uses it made, and the first one not answered yet. */
+    const standing = (steps: StepRow[]) => {
+      const lastLlm = [...steps].reverse().find((s) => s.kind === "llm");
+      const afterLlm = lastLlm ? steps.filter((s) => s.seq > lastLlm.seq) : [];
+      const uses = lastLlm ? toolUses(lastLlm) : [];
+      // Results are matched to tool uses by id, not by count: policy and approval steps
+      // between them are bookkeeping, not results.
+      const answered = new Set(afterLlm.filter(isToolResult).map((s) => (s.input as { toolUseId: string }).toolUseId));
+      return { lastLlm, uses, answered, unanswered: uses.find((u) => !answered.has(u.id)) };
+    };
+    /**
+     * Whether the next turn is most likely a tool's (the last turn left a tool use
+     * unanswered): its state is then read with the BEGIN of the tool's fenced transaction,
+     * with the agent's policies, one round trip instead of two. A wrong guess costs nothing
+     * more: the transaction then writes nothing and the turn goes on as it would have.
+     */
+    let toolNext = false;
     for (;;) {
       if (stopping) {
         // A reservation made with the run's start goes back now rather than at the sweep.
@@ -408,32 +428,46 @@ export function agentRuntime(deps: RuntimeDeps) {
         return;
       }
       // The run (an operator may cancel it), its waitpoints and the steps written since the
-      // last turn are read each turn, with no fence: a read writes nothing, the heartbeat
-      // keeps the lease, and the next write checks it. Steps are never changed once written,
-      // so the log read so far is kept: a turn reads what the last one wrote, not the whole
-      // log again (a run of n turns read n²/2 steps, each with its prompt's messages).
-      const state = fresh
-        ? { run, steps: [] as StepRow[], waits: [] as repo.runtime.WaitpointRow[] }
-        : await readState(log.length).then(async (s) =>
-            // A gap (never expected: seqs are dense) or a shorter log: read it all again.
-            s.steps.length > 0 && s.steps[0]!.seq !== log.length ? readState(0) : { ...s, steps: log.concat(s.steps) },
-          );
+      // last turn are read each turn, with no fence when no tool is expected: a read writes
+      // nothing, the heartbeat keeps the lease, and the next write checks it. Steps are never
+      // changed once written, so the log read so far is kept: a turn reads what the last one
+      // wrote, not the whole log again (a run of n turns read n²/2 steps, each with its
+      // prompt's messages).
+      let state: State;
+      if (fresh) state = { run, steps: [], waits: [] };
+      else if (toolNext) {
+        const turn = await fenced(
+          f,
+          async (tx, [policies, ...reads]) => {
+            const read = extend(stateFrom(reads)) ?? stateFrom(await queryBatch(tx.$client, rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq: 0 })));
+            const at = standing(read.steps);
+            if (read.run?.status !== "running" || !at.lastLlm || !at.unanswered) return { state: read };
+            const t = toolCall(f, read.run, read.steps.length, at.unanswered, { llmSeq: at.lastLlm.seq, descriptor, waits: read.waits });
+            return { state: read, tool: t, written: await t.inTx(tx, policies!.rows as repo.governance.PolicyRow[]), more: at.uses.length - at.answered.size > 1 };
+          },
+          [repo.governance.policiesForAgentRead(f.tenantId, f.agentId), ...rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq: log.length })],
+        );
+        log = turn.state.steps;
+        run = turn.state.run!;
+        if (turn.tool) {
+          const outcome = await turn.tool.after(turn.written);
+          if (outcome !== "continue") return;
+          toolNext = turn.more;
+          continue;
+        }
+        state = turn.state;
+      } else state = await readState(log.length).then(async (s) => extend(s) ?? readState(0));
       fresh = false;
       log = state.steps;
       run = state.run!;
       if (run.status !== "running") return; // cancelled meanwhile
       const { steps, waits } = state;
-      const lastLlm = [...steps].reverse().find((s) => s.kind === "llm");
-      const afterLlm = lastLlm ? steps.filter((s) => s.seq > lastLlm.seq) : [];
-      const uses = lastLlm ? toolUses(lastLlm) : [];
-      // Results are matched to tool uses by id, not by count: policy and approval steps
-      // between them are bookkeeping, not results.
-      const answered = new Set(afterLlm.filter(isToolResult).map((s) => (s.input as { toolUseId: string }).toolUseId));
-      const unanswered = uses.find((u) => !answered.has(u.id));
+      const { lastLlm, uses, answered, unanswered } = standing(steps);
 
       if (lastLlm && unanswered) {
         const outcome = await runTool(f, run, steps.length, unanswered, { llmSeq: lastLlm.seq, descriptor, waits });
         if (outcome !== "continue") return;
+        toolNext = uses.length - answered.size > 1;
         continue;
       }
       if (lastLlm && uses.length === 0) {
@@ -598,6 +632,8 @@ export function agentRuntime(deps: RuntimeDeps) {
       computeMark = Date.now();
       await deps.afterStep?.(step);
       if (tool && (await tool.after(toolStep)) !== "continue") return;
+      // Tool uses this turn did not run (an MCP tool, a second tool): the next turn is a tool's.
+      toolNext = r.content.filter((b) => b.type === "tool_use").length > (tool ? 1 : 0);
     }
     }
   }
