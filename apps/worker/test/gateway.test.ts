@@ -103,7 +103,7 @@ describe("agents call MCP tools through the gateway", () => {
     expect(audits).toEqual([{ actor_type: "agent", actor_id: r.agent.id, after: expect.objectContaining({ outcome: "ok", runId: r.runId }) }]);
   }, 60_000);
 
-  it("reads the run's state with the tool turn's fence, the tool once for the gate and phase 1, and writes the call's step with phase 3's COMMIT", async () => {
+  it("reads the run's state with each turn's fence, the tool once for the gate and phase 1, and writes the call's step with phase 3's COMMIT", async () => {
     const recording = recordQueries();
     let r: Awaited<ReturnType<typeof runTask>>;
     try {
@@ -124,6 +124,12 @@ describe("agents call MCP tools through the gateway", () => {
     // the model's turn had left the tool use unanswered.
     const toolTurn = recording.sent.filter((q) => q.includes("EXECUTE bosun_b_fence(") && q.includes("EXECUTE bosun_b_policies_for_agent(") && q.includes("EXECUTE bosun_b_run_steps("));
     expect(toolTurn).toHaveLength(1);
+    // And the turn after it, a model call, read the state with its preparation's fence and
+    // the prompt's layers.
+    const modelTurn = recording.sent.filter((q) => q.includes("EXECUTE bosun_b_fence(") && q.includes("EXECUTE bosun_b_memory_prompt_reads(") && q.includes("EXECUTE bosun_b_run_steps("));
+    expect(modelTurn).toHaveLength(1);
+    // No state read of its own was needed for either.
+    expect(recording.sent.filter((q) => q.includes("EXECUTE bosun_b_run_steps(") && !q.includes("EXECUTE bosun_b_fence("))).toEqual([]);
   });
 
   it("does not offer, and refuses, a tool the descriptor does not list; the server never sees it", async () => {

@@ -420,6 +420,30 @@ export function agentRuntime(deps: RuntimeDeps) {
      * more: the transaction then writes nothing and the turn goes on as it would have.
      */
     let toolNext = false;
+    /**
+     * What preparing a model call reads, to send with a fenced BEGIN: the prompt's layers
+     * (`steps`: the log so far) and the spend context for the models this agent's call
+     * planned last time; `from` turns their results into precall's inputs.
+     */
+    const callReads = (steps: StepRow[]) => {
+      const shape = callShapes.get(f.agentId);
+      const at = spend.now();
+      return {
+        sql: [
+          contextDataRead({ tenantId: f.tenantId, agentId: f.agentId, withContext: needsContext(steps) }),
+          ...(shape ? [repo.costs.spendContextWithPricesRead({ tenantId: f.tenantId, agentId: f.agentId, at, lookups: shape.lookups })] : []),
+        ],
+        from: (read: QueryResult[]) => ({
+          context: contextDataFrom(read[0]!),
+          spend: shape ? { at, lookups: shape.lookups, context: repo.costs.spendContextPricesRead(read[1]) } : undefined,
+        }),
+      };
+    };
+    /** Whether the run, as it stands, calls the model next (no tool use to answer, not finished, within its limits). */
+    const callsModel = (st: State) => {
+      const at = standing(st.steps);
+      return st.run?.status === "running" && !(at.lastLlm && (at.unanswered || at.uses.length === 0)) && !overLimit(st.run, started);
+    };
     for (;;) {
       if (stopping) {
         // A reservation made with the run's start goes back now rather than at the sweep.
@@ -456,6 +480,39 @@ export function agentRuntime(deps: RuntimeDeps) {
           continue;
         }
         state = turn.state;
+      } else if (log.length > 0 && !needsContext(log)) {
+        // A model call is next, most likely: the state is read with the BEGIN of the call's
+        // preparation (its fence, the prompt's layers, the spend context), one round trip
+        // instead of two. Otherwise that transaction writes nothing and the turn goes on.
+        const reads = callReads(log);
+        const turn = await fenced(
+          f,
+          async (tx, read) => {
+            const st =
+              extend(stateFrom(read.slice(reads.sql.length))) ??
+              stateFrom(await queryBatch(tx.$client, rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq: 0 })));
+            if (!callsModel(st)) return { state: st };
+            // With a savepoint: a refusal rolls the reservation back and is returned, not thrown.
+            const call = await precall(tx, {
+              run: st.run!,
+              descriptor,
+              steps: st.steps,
+              waits: st.waits,
+              tools: gatewayTools,
+              computeMs: Date.now() - computeMark + MODEL_TIMEOUT_MS + 30_000,
+              seq: st.steps.length,
+              savepoint: true,
+              ...reads.from(read),
+            });
+            return { state: st, call };
+          },
+          [...reads.sql, ...rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq: log.length })],
+        );
+        state = turn.state;
+        if (turn.call) {
+          prepared = turn.call;
+          rememberShape(agent!, turn.call);
+        }
       } else state = await readState(log.length).then(async (s) => extend(s) ?? readState(0));
       fresh = false;
       log = state.steps;
@@ -489,30 +546,14 @@ export function agentRuntime(deps: RuntimeDeps) {
         pre = prepared;
         prepared = undefined;
       } else {
-        // The prompt's layers and the spend context (for the models this agent's call planned
-        // last time) are read with the fence, in the BEGIN's round trip: two round trips fewer
-        // before each model call.
-        const shape = callShapes.get(f.agentId);
-        const spendAt = spend.now();
-        const reads = [
-          contextDataRead({ tenantId: f.tenantId, agentId: f.agentId, withContext: needsContext(steps) }),
-          ...(shape ? [repo.costs.spendContextWithPricesRead({ tenantId: f.tenantId, agentId: f.agentId, at: spendAt, lookups: shape.lookups })] : []),
-        ];
+        // The prompt's layers and the spend context are read with the fence, in the BEGIN's
+        // round trip: two round trips fewer before each model call.
+        const reads = callReads(steps);
         pre = await fenced(
           f,
           (tx, read) =>
-            precall(tx, {
-              run,
-              descriptor,
-              steps,
-              waits,
-              tools: gatewayTools,
-              computeMs: Date.now() - computeMark + MODEL_TIMEOUT_MS + 30_000,
-              seq,
-              context: contextDataFrom(read[0]!),
-              spend: shape ? { at: spendAt, lookups: shape.lookups, context: repo.costs.spendContextPricesRead(read[1]) } : undefined,
-            }),
-          reads,
+            precall(tx, { run, descriptor, steps, waits, tools: gatewayTools, computeMs: Date.now() - computeMark + MODEL_TIMEOUT_MS + 30_000, seq, ...reads.from(read) }),
+          reads.sql,
         ).catch((err: unknown) => {
           if (err instanceof SpendRefused) return { refused: err };
           throw err;
