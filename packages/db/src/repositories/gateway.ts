@@ -186,9 +186,9 @@ const SERVER_COLUMNS = `tenant_id AS "tenantId", id, name, transport, command, a
   last_listed_at AS "lastListedAt", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 /**
- * A gateway call's server (by name) and its per-minute call slot, as statements (escaped
- * literals) for one round trip: what getServerByName and takeCallSlot do, the slot's
- * server and limit read by name in SQL. `serverAndSlotFrom` reads the results.
+ * A gateway call's server (by name, the row getServerByName reads) and its per-minute
+ * call slot, as statements (escaped literals) for one round trip, the slot's server and
+ * limit read by name in SQL. `serverAndSlotFrom` reads the results.
  */
 export function serverAndCallSlotStatements(p: { tenantId: string; serverName: string }): PreparedStatement[] {
   const args = [pg.escapeLiteral(p.tenantId), pg.escapeLiteral(p.serverName)];
