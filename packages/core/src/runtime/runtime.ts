@@ -400,10 +400,16 @@ export function agentRuntime(deps: RuntimeDeps) {
       run: r!.rows[0] as RunRow | undefined,
       waits: waits!.rows as repo.runtime.WaitpointRow[],
     });
-    const readState = (fromSeq: number) => tenantStatements(deps.database, f.tenantId, rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq })).then(stateFrom);
+    const stateReads = (fromSeq: number) => rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq });
     /** The steps read from `log.length` on, after the log (a gap, never expected as seqs are dense: null, read it all again). */
     const extend = (s: State): State | null => (s.steps.length > 0 && s.steps[0]!.seq !== log.length ? null : { ...s, steps: log.concat(s.steps) });
-    /** Where the run stands: its last model step, the tool uses it made, and the first one not answered yet. */
+    /** The state from stateReads(log.length)'s results, read in `tx` (read all again on a gap). */
+    const stateIn = async (tx: Tx, reads: QueryResult[]) => extend(stateFrom(reads)) ?? stateFrom(await queryBatch(tx.$client, stateReads(0)));
+    /**
+     * Where the run stands: its last model step, the tool uses it made, the first one not
+     * answered yet and how many are not, and so what comes next (before its status and
+     * limits are checked): a tool, the end (a model answer with no tool use), or a model call.
+     */
     const standing = (steps: StepRow[]) => {
       const lastLlm = [...steps].reverse().find((s) => s.kind === "llm");
       const afterLlm = lastLlm ? steps.filter((s) => s.seq > lastLlm.seq) : [];
@@ -411,7 +417,9 @@ export function agentRuntime(deps: RuntimeDeps) {
       // Results are matched to tool uses by id, not by count: policy and approval steps
       // between them are bookkeeping, not results.
       const answered = new Set(afterLlm.filter(isToolResult).map((s) => (s.input as { toolUseId: string }).toolUseId));
-      return { lastLlm, uses, answered, unanswered: uses.find((u) => !answered.has(u.id)) };
+      const open = uses.filter((u) => !answered.has(u.id));
+      const next: "tool" | "done" | "model" = lastLlm && open.length > 0 ? "tool" : lastLlm && uses.length === 0 ? "done" : "model";
+      return { lastLlm, unanswered: open[0], open: open.length, next };
     };
     /**
      * Whether the next turn is most likely a tool's (the last turn left a tool use
@@ -440,10 +448,7 @@ export function agentRuntime(deps: RuntimeDeps) {
       };
     };
     /** Whether the run, as it stands, calls the model next (no tool use to answer, not finished, within its limits). */
-    const callsModel = (st: State) => {
-      const at = standing(st.steps);
-      return st.run?.status === "running" && !(at.lastLlm && (at.unanswered || at.uses.length === 0)) && !overLimit(st.run, started);
-    };
+    const callsModel = (st: State) => st.run?.status === "running" && standing(st.steps).next === "model" && !overLimit(st.run, started);
     for (;;) {
       if (stopping) {
         // A reservation made with the run's start goes back now rather than at the sweep.
@@ -463,13 +468,13 @@ export function agentRuntime(deps: RuntimeDeps) {
         const turn = await fenced(
           f,
           async (tx, [policies, ...reads]) => {
-            const read = extend(stateFrom(reads)) ?? stateFrom(await queryBatch(tx.$client, rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq: 0 })));
+            const read = await stateIn(tx, reads);
             const at = standing(read.steps);
-            if (read.run?.status !== "running" || !at.lastLlm || !at.unanswered) return { state: read };
-            const t = toolCall(f, read.run, read.steps.length, at.unanswered, { llmSeq: at.lastLlm.seq, descriptor, waits: read.waits });
-            return { state: read, tool: t, written: await t.inTx(tx, policies!.rows as repo.governance.PolicyRow[]), more: at.uses.length - at.answered.size > 1 };
+            if (read.run?.status !== "running" || at.next !== "tool") return { state: read };
+            const t = toolCall(f, read.run, read.steps.length, at.unanswered!, { llmSeq: at.lastLlm!.seq, descriptor, waits: read.waits });
+            return { state: read, tool: t, written: await t.inTx(tx, policies!.rows as repo.governance.PolicyRow[]), more: at.open > 1 };
           },
-          [repo.governance.policiesForAgentRead(f.tenantId, f.agentId), ...rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq: log.length })],
+          [repo.governance.policiesForAgentRead(f.tenantId, f.agentId), ...stateReads(log.length)],
         );
         log = turn.state.steps;
         run = turn.state.run!;
@@ -488,9 +493,7 @@ export function agentRuntime(deps: RuntimeDeps) {
         const turn = await fenced(
           f,
           async (tx, read) => {
-            const st =
-              extend(stateFrom(read.slice(reads.sql.length))) ??
-              stateFrom(await queryBatch(tx.$client, rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq: 0 })));
+            const st = await stateIn(tx, read.slice(reads.sql.length));
             if (!callsModel(st)) return { state: st };
             // With a savepoint: a refusal rolls the reservation back and is returned, not thrown.
             const call = await precall(tx, {
@@ -506,29 +509,32 @@ export function agentRuntime(deps: RuntimeDeps) {
             });
             return { state: st, call };
           },
-          [...reads.sql, ...rt.runStateReads({ tenantId: f.tenantId, runId: run.id, fromSeq: log.length })],
+          [...reads.sql, ...stateReads(log.length)],
         );
         state = turn.state;
         if (turn.call) {
           prepared = turn.call;
           rememberShape(agent!, turn.call);
         }
-      } else state = await readState(log.length).then(async (s) => extend(s) ?? readState(0));
+      } else {
+        const read = (fromSeq: number) => tenantStatements(deps.database, f.tenantId, stateReads(fromSeq)).then(stateFrom);
+        state = await read(log.length).then(async (s) => extend(s) ?? read(0));
+      }
       fresh = false;
       log = state.steps;
       run = state.run!;
       if (run.status !== "running") return; // cancelled meanwhile
       const { steps, waits } = state;
-      const { lastLlm, uses, answered, unanswered } = standing(steps);
+      const { lastLlm, unanswered, open, next } = standing(steps);
 
-      if (lastLlm && unanswered) {
-        const outcome = await runTool(f, run, steps.length, unanswered, { llmSeq: lastLlm.seq, descriptor, waits });
+      if (next === "tool") {
+        const outcome = await runTool(f, run, steps.length, unanswered!, { llmSeq: lastLlm!.seq, descriptor, waits });
         if (outcome !== "continue") return;
-        toolNext = uses.length - answered.size > 1;
+        toolNext = open > 1;
         continue;
       }
-      if (lastLlm && uses.length === 0) {
-        const text = textOf(lastLlm);
+      if (next === "done") {
+        const text = textOf(lastLlm!);
         await finish(f, run, "succeeded", { result: { text } });
         return;
       }

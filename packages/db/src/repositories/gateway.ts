@@ -177,18 +177,17 @@ export async function updateToolSettings(
   return rowCount ?? 0;
 }
 
-/**
- * Counts one call against the server's per-minute limit; false when the minute is full.
- * Its own short transaction (the caller's), so every worker sees the count at once.
- */
 const SERVER_COLUMNS = `tenant_id AS "tenantId", id, name, transport, command, args, url, secrets_enc AS "secretsEnc", secret_names AS "secretNames",
   calls_per_minute AS "callsPerMinute", result_cap_bytes AS "resultCapBytes", timeout_ms AS "timeoutMs", status, last_error AS "lastError",
   last_listed_at AS "lastListedAt", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 /**
  * A gateway call's server (by name, the row getServerByName reads) and its per-minute
- * call slot, as statements (escaped literals) for one round trip, the slot's server and
- * limit read by name in SQL. `serverAndSlotFrom` reads the results.
+ * call slot, as statements (escaped literals) for one round trip. The slot counts the call
+ * in the current minute's counter unless it is full (the server and its limit read by name
+ * in SQL; an unknown server takes none) and says how long until the next minute. Every
+ * worker sees the count once the caller's short transaction commits. `serverAndSlotFrom`
+ * reads the results.
  */
 export function serverAndCallSlotStatements(p: { tenantId: string; serverName: string }): PreparedStatement[] {
   const args = [pg.escapeLiteral(p.tenantId), pg.escapeLiteral(p.serverName)];
@@ -197,30 +196,21 @@ export function serverAndCallSlotStatements(p: { tenantId: string; serverName: s
     prepared(
       "bosun_b_gateway_call_slot",
       `WITH s AS (SELECT id, calls_per_minute FROM mcp_servers WHERE tenant_id = $1 AND name = $2),
-            ${CALL_SLOT_SQL("(SELECT id FROM s)", "(SELECT calls_per_minute FROM s)")}`,
+            w AS (SELECT date_trunc('minute', now()) AS start),
+            old AS (DELETE FROM mcp_call_counters WHERE tenant_id = $1 AND server_id = (SELECT id FROM s) AND window_start < (SELECT start FROM w) - interval '5 minutes'),
+            ins AS (
+              INSERT INTO mcp_call_counters (tenant_id, server_id, window_start, calls) SELECT $1, s.id, w.start, 1 FROM s, w
+              ON CONFLICT (tenant_id, server_id, window_start) DO UPDATE SET calls = mcp_call_counters.calls + 1
+                WHERE mcp_call_counters.calls < (SELECT calls_per_minute FROM s)
+              RETURNING calls)
+       SELECT (SELECT calls FROM ins) AS calls,
+              extract(epoch FROM (SELECT start FROM w) + interval '1 minute' - now())::float8 * 1000 AS ms`,
       args,
     ),
   ];
 }
 
 export function serverAndSlotFrom(results: pg.QueryResult[]): { server: McpServerRow | undefined; slot: { ok: boolean; retryAfterMs: number } } {
-  return { server: results[0]?.rows[0] as McpServerRow | undefined, slot: slotFrom(results[1]?.rows[0] as { calls: number | null; ms: number } | undefined) };
+  const slot = results[1]?.rows[0] as { calls: number | null; ms: number } | undefined;
+  return { server: results[0]?.rows[0] as McpServerRow | undefined, slot: { ok: slot?.calls != null, retryAfterMs: Math.ceil(slot?.ms ?? 60_000) } };
 }
-
-/**
- * The per-minute call slot's statement after its WITH (`server` and `limit` are SQL
- * expressions, $1 the tenant): counts the call in the current minute's counter unless it
- * is full, and says how long until the next minute.
- */
-const CALL_SLOT_SQL = (server: string, limit: string) => `w AS (SELECT date_trunc('minute', now()) AS start),
-          old AS (DELETE FROM mcp_call_counters WHERE tenant_id = $1 AND server_id = ${server} AND window_start < (SELECT start FROM w) - interval '5 minutes'),
-          ins AS (
-            INSERT INTO mcp_call_counters (tenant_id, server_id, window_start, calls) SELECT $1, ${server}, start, 1 FROM w WHERE ${server} IS NOT NULL
-            ON CONFLICT (tenant_id, server_id, window_start) DO UPDATE SET calls = mcp_call_counters.calls + 1
-              WHERE mcp_call_counters.calls < ${limit}
-            RETURNING calls)
-     SELECT (SELECT calls FROM ins) AS calls,
-            extract(epoch FROM (SELECT start FROM w) + interval '1 minute' - now())::float8 * 1000 AS ms`;
-
-const slotFrom = (row: { calls: number | null; ms: number } | undefined) => ({ ok: row?.calls != null, retryAfterMs: Math.ceil(row?.ms ?? 60_000) });
-
