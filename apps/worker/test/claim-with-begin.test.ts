@@ -153,17 +153,18 @@ describe("the claim sent with the BEGIN", () => {
     expect(run!.created_at.getTime()).toBeLessThanOrEqual(lowRun!.created_at.getTime());
 
     const events = await services.audit.list(actor(), { targetId: high.id, limit: 50 });
-    const byAction = new Map(events.items.map((e) => [e.action, e]));
-    expect(byAction.get("task.claim")).toMatchObject({
+    // The claim started the task in the same statement: one event records both.
+    expect(events.items.map((e) => e.action).sort()).toEqual(["task.claim", "task.complete", "task.create"]);
+    const claim = events.items.find((e) => e.action === "task.claim")!;
+    expect(claim).toMatchObject({
       actor: { type: "agent", id: agentId },
       before: { status: "queued", leaseEpoch: 0 },
-      after: { status: "claimed", leaseEpoch: 1, claimedByAgentId: agentId },
+      after: { status: "in_progress", leaseEpoch: 1, claimedByAgentId: agentId, runId: h!.run_id },
     });
     // As JavaScript's toISOString writes it, as the tasks service's own claim event does.
-    expect((byAction.get("task.claim")!.after as { leaseExpiresAt: string }).leaseExpiresAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-    expect(Object.keys(byAction.get("task.claim")!.after as object).sort()).toEqual(["claimedByAgentId", "leaseEpoch", "leaseExpiresAt", "status"]);
-    expect(byAction.get("task.claim")!.requestId ?? null).toBeNull();
-    expect(byAction.get("task.start")).toMatchObject({ before: { status: "claimed" }, after: { status: "in_progress" } });
+    expect((claim.after as { leaseExpiresAt: string }).leaseExpiresAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(Object.keys(claim.after as object).sort()).toEqual(["claimedByAgentId", "leaseEpoch", "leaseExpiresAt", "runId", "status"]);
+    expect(claim.requestId ?? null).toBeNull();
   });
 
   it("reads the spend context with the claim from an agent's second run on, and again when its descriptor changed", async () => {
@@ -289,9 +290,16 @@ describe("the claim sent with the BEGIN", () => {
     ]);
     // `second` was claimed by the fallback (the tasks service writes its events): the same
     // shape as those the claim's own statement writes (the first test).
-    const [claimEvent] = (await services.audit.list(actor(), { targetId: second.id, limit: 50 })).items.filter((e) => e.action === "task.claim");
-    expect(claimEvent).toMatchObject({ actor: { type: "agent", id: agentId }, before: { status: "queued", leaseEpoch: 0 }, after: { status: "claimed", leaseEpoch: 1 } });
-    expect(Object.keys(claimEvent!.after as object).sort()).toEqual(["claimedByAgentId", "leaseEpoch", "leaseExpiresAt", "status"]);
+    const secondEvents = (await services.audit.list(actor(), { targetId: second.id, limit: 50 })).items;
+    expect(secondEvents.map((e) => e.action).sort()).toEqual(["task.claim", "task.complete", "task.create"]);
+    const claimEvent = secondEvents.find((e) => e.action === "task.claim");
+    const secondRun = (await q<{ run_id: string }>(`SELECT run_id FROM tasks WHERE id = $1`, [second.id]))[0]!.run_id;
+    expect(claimEvent).toMatchObject({
+      actor: { type: "agent", id: agentId },
+      before: { status: "queued", leaseEpoch: 0 },
+      after: { status: "in_progress", leaseEpoch: 1, claimedByAgentId: agentId, runId: secondRun },
+    });
+    expect(Object.keys(claimEvent!.after as object).sort()).toEqual(["claimedByAgentId", "leaseEpoch", "leaseExpiresAt", "runId", "status"]);
     expect((claimEvent!.after as { leaseExpiresAt: string }).leaseExpiresAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     // The fallback's own claim passes over the task the lock found (claimAndStartInTx's `exclude`).
     await q(`DELETE FROM task_dependencies WHERE task_id = $1`, [first.id]);

@@ -249,7 +249,7 @@ export function agentRuntime(deps: RuntimeDeps) {
       repo.agentByIdRead(f.tenantId, f.agentId),
       rt.resumableRunRead(f.tenantId, f.agentId),
       ...rt.claimNextRunStatements({ ...claim, fence: { owner: f.owner, epoch: f.epoch }, run: { id: taskRunId, traceparent: newTraceparent(), limits } }),
-      rt.claimAuditStatement({ tenantId: f.tenantId, agentId: f.agentId, runId: taskRunId, ids: [newId("aud"), newId("aud")] }),
+      rt.claimAuditStatement({ tenantId: f.tenantId, agentId: f.agentId, runId: taskRunId, id: newId("aud") }),
       // The prompt's layers for the claimed task's first call, and the spend context and
       // prices for its reservation (the models this agent's first call planned last time):
       // read only if a task was locked.

@@ -453,20 +453,19 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
 
   type ClaimedFields = { id: string; status: string; leaseEpoch: number; claimedByAgentId: string | null; leaseExpiresAt: Date | null };
 
-  async function auditClaim(
-    tx: Tx,
-    actor: Actor,
-    before: { status: string; leaseEpoch: number },
-    c: ClaimedFields,
-  ) {
+  /**
+   * The `task.claim` event of a claim that started the task in the same statement (queued
+   * to in_progress, for run `runId`): one event records both, since the claimed state in
+   * between was never visible. A claim over REST (`claim`, then `start`) writes one each.
+   */
+  async function auditClaimAndStart(tx: Tx, actor: Actor, before: { status: string; leaseEpoch: number }, c: ClaimedFields, runId: string) {
     await audit(tx, actor, {
       action: "task.claim",
       targetType: "task",
       targetId: c.id,
       before,
-      after: { status: "claimed", leaseEpoch: c.leaseEpoch, claimedByAgentId: c.claimedByAgentId, leaseExpiresAt: c.leaseExpiresAt?.toISOString() },
+      after: { status: c.status, leaseEpoch: c.leaseEpoch, claimedByAgentId: c.claimedByAgentId, leaseExpiresAt: c.leaseExpiresAt?.toISOString(), runId },
     });
-    await audit(tx, actor, { action: "task.start", targetType: "task", targetId: c.id, before: { status: "claimed" }, after: { status: c.status } });
   }
 
   /**
@@ -694,8 +693,8 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
     /**
      * The runtime's claim, inside its own fenced transaction: the next task (other than
      * `exclude`) is claimed and started at once (queued → in_progress, `run_id` set),
-     * `then` runs (it inserts the run), and only then are the `task.claim` and `task.start`
-     * events appended. The caller has checked that the agent is active. The runtime claims
+     * `then` runs (it inserts the run), and only then is the `task.claim` event appended
+     * (auditClaimAndStart). The caller has checked that the agent is active. The runtime claims
      * with claimNextRunStatements, in the round trip that begins its transaction; this is
      * for when the task those locked gained an unfinished dependency meanwhile.
      */
@@ -715,7 +714,7 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
           continue;
         }
         const r = await then(taskView(c));
-        await auditClaim(tx, agentActor(p.tenantId, p.agentId), { status: next.status, leaseEpoch: next.leaseEpoch }, c);
+        await auditClaimAndStart(tx, agentActor(p.tenantId, p.agentId), { status: next.status, leaseEpoch: next.leaseEpoch }, c, p.runId);
         return r;
       }
       return null;

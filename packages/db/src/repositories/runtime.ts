@@ -286,26 +286,24 @@ export function claimNextRunStatements(p: {
 }
 
 /**
- * The `task.claim` and `task.start` audit events of the task claimNextRunStatements claimed
- * for run `runId` (none if it claimed none), inserted unsealed as appendAudits does, with
- * the same content as the tasks service's (its `leaseExpiresAt` as JavaScript's
- * toISOString writes it): for a claim whose transaction is that one round trip.
+ * The `task.claim` audit event of the task claimNextRunStatements claimed for run `runId`
+ * (none if it claimed none), inserted unsealed as appendAudits does, with the same content
+ * as the tasks service's claimAndStartInTx (its `leaseExpiresAt` as JavaScript's
+ * toISOString writes it): for a claim whose transaction is that one round trip. The task
+ * went from queued to in_progress in one statement, so one event records both: the
+ * claimed state in between was never visible to anyone.
  */
-export function claimAuditStatement(p: { tenantId: string; agentId: string; runId: string; ids: [string, string] }): PreparedStatement {
+export function claimAuditStatement(p: { tenantId: string; agentId: string; runId: string; id: string }): PreparedStatement {
   return prepared(
     "bosun_b_claim_audit",
-    `WITH t AS (
-       SELECT id, status, lease_epoch, claimed_by_agent_id, lease_expires_at FROM tasks
-       WHERE tenant_id = $1 AND id = current_setting('bosun.claim', true) AND run_id = $3),
-     b AS MATERIALIZED (SELECT nextval('audit_events_pos_seq') AS base FROM t)
-     INSERT INTO audit_events (tenant_id, id, actor_type, actor_id, action, target_type, target_id, before, after, pos)
-     SELECT $1, x.id, 'agent', $2, x.action, 'task', t.id, x.before, x.after, b.base + x.n
-     FROM t, b, LATERAL (VALUES
-       ($4, 'task.claim', jsonb_build_object('status', 'queued', 'leaseEpoch', t.lease_epoch - 1),
-        jsonb_build_object('status', 'claimed', 'leaseEpoch', t.lease_epoch, 'claimedByAgentId', t.claimed_by_agent_id,
-          'leaseExpiresAt', to_char(t.lease_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')), 0),
-       ($5, 'task.start', jsonb_build_object('status', 'claimed'), jsonb_build_object('status', t.status), 1)) AS x (id, action, before, after, n)`,
-    [p.tenantId, p.agentId, p.runId, ...p.ids].map((v) => textLiteral(v)),
+    `INSERT INTO audit_events (tenant_id, id, actor_type, actor_id, action, target_type, target_id, before, after)
+     SELECT $1, $4, 'agent', $2, 'task.claim', 'task', t.id,
+            jsonb_build_object('status', 'queued', 'leaseEpoch', t.lease_epoch - 1),
+            jsonb_build_object('status', t.status, 'leaseEpoch', t.lease_epoch, 'claimedByAgentId', t.claimed_by_agent_id,
+              'leaseExpiresAt', to_char(t.lease_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'runId', t.run_id)
+     FROM tasks t
+     WHERE t.tenant_id = $1 AND t.id = current_setting('bosun.claim', true) AND t.run_id = $3`,
+    [p.tenantId, p.agentId, p.runId, p.id].map((v) => textLiteral(v)),
   );
 }
 
