@@ -4,7 +4,9 @@
  *     complete) against raw pg-boss send / work / complete on the same database;
  *  2. wake latency from task creation to run start, p50 and p99;
  *  3. 10,000 scheduled agents with nothing to do: model calls (must be 0) and database
- *     time per tick, against a plain UPDATE of the same rows.
+ *     time per tick, against a plain UPDATE of the same rows;
+ *  4. a task create in a tenant of a few agents and in one of 10,000 (the wake choice asks
+ *     each agent whether it covers the task's domain).
  * Prints figures; asserts nothing.
  */
 import { randomBytes } from "node:crypto";
@@ -367,6 +369,22 @@ try {
   }
   const plainMs = performance.now() - plainStart;
 
+  // 4. A task create in a big fleet: the wake choice asks every active agent of the tenant
+  // whether it covers the task's domain. Sequential creates, no worker running, in a tenant
+  // of a few agents and in this one, which now has 10,000 more (covering idle/*).
+  const createMs = async (a: typeof actor, domain: string, n: number) => {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await services.tasks.create(a, { title: `scale ${i}`, body: "", priority: 50, depends_on: [], requires_review: false, max_attempts: 3, domain });
+    return (performance.now() - t0) / n;
+  };
+  await createMs(spread[0] ?? actor, "bench/work", 20);
+  const smallFleetMs = await createMs(spread[0] ?? actor, "bench/work", 200);
+  await createMs(actor, "bench/work", 20);
+  const bigFleetMs = await createMs(actor, "bench/work", 200);
+  const allCoverMs = await createMs(actor, "idle/work", 50);
+  const smallFleetAgents = (await database.pool.query(`SELECT count(*)::int AS n FROM agents WHERE tenant_id = $1`, [(spread[0] ?? actor).tenantId])).rows[0].n as number;
+  const bigFleetAgents = (await database.pool.query(`SELECT count(*)::int AS n FROM agents WHERE tenant_id = $1`, [tenantId])).rows[0].n as number;
+
   console.log(`\nExecution plane (Postgres: ${server.kind})`);
   const rate = (secs: number) => (TASKS / secs).toFixed(0).padStart(6);
   console.log(`raw pg-boss send→work→complete     ${rate(rawSecs)} jobs/s  (${TASKS} jobs, batches of 20, 4 at a time)`);
@@ -393,6 +411,10 @@ try {
   console.log(
     `${processed} idle scheduled agents: ${ticks} ticks, ${(tickMs / ticks).toFixed(1)} ms of database time per 1,000-agent tick, ` +
       `model calls ${llmAfter - llmBefore}, wakes ${wakesAfter - wakesBefore}; plain UPDATE floor ${(plainMs / ticks).toFixed(1)} ms per 1,000 (ratio ${(plainMs / tickMs).toFixed(2)})\n`,
+  );
+  console.log(
+    `task create, one at a time: ${smallFleetMs.toFixed(2)} ms in a tenant of ${smallFleetAgents} agents, ${bigFleetMs.toFixed(2)} ms in one of ${bigFleetAgents.toLocaleString("en")} ` +
+      `(ratio ${(smallFleetMs / bigFleetMs).toFixed(2)}); ${allCoverMs.toFixed(2)} ms for a domain ${IDLE_AGENTS.toLocaleString("en")} of them cover\n`,
   );
   await producer.stop({ graceful: false, timeout: 1000 });
   await database.close();

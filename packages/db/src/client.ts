@@ -30,7 +30,14 @@ export function createDatabase(url: string, opts: DatabaseOptions = {}): Databas
     // generic plan serves them all. Left to choose, Postgres kept making custom plans for
     // some (agentsToWake: ~0.9 ms of planning per call). Unnamed statements are planned
     // for their values, as before.
-    options: "-c plan_cache_mode=force_generic_plan",
+    //
+    // No JIT: a generic plan is costed without the tenant's numbers, and past ~1,000
+    // agents in a tenant some hot statements' estimates crossed jit_above_cost, so every
+    // execution compiled its expressions with LLVM first. The wake choice of a task create
+    // in a tenant of 5,000 agents spent 25 ms of its 35 compiling, each time. These are
+    // short OLTP statements that JIT cannot pay back; reports that could use it run on
+    // their own connections.
+    options: "-c plan_cache_mode=force_generic_plan -c jit=off",
   });
   // An idle client that errors (server restart) must not crash the process.
   pool.on("error", () => {});

@@ -22,15 +22,27 @@ export const FINISHED_STATUSES = ["done", "failed", "cancelled"] as const satisf
  * deeper ones. Done in SQL so that claims, idle checks and wake fan-out share one rule.
  */
 const GLOB_AS_REGEX_TEXT = String.raw`('^' || replace(replace(replace(regexp_replace(g.pattern, '([]\\[(){}.+*?^$|])', '\\\1', 'g'), '\*\*', '.*'), '\*', '[^/]*'), '\?', '[^/]') || '$')`;
-const GLOB_AS_REGEX = sql.raw(GLOB_AS_REGEX_TEXT);
+
+/**
+ * The glob `g.pattern` covers the SQL text expression `domain`. The regular expression is
+ * built and compiled per row, and Postgres keeps only the 32 it compiled last: asked of
+ * thousands of agents with dozens of different globs (a task's wake among a big fleet),
+ * compiling took nearly all of the statement's time (~60 ms a create with 5,000 agents).
+ * So the glob's literal head (everything before its first `*` or `?`) is compared first,
+ * without a regular expression; only a glob whose head begins `domain` gets to the regex.
+ * The CASE fixes that order.
+ */
+const globCovers = (domain: string) =>
+  `CASE WHEN starts_with(${domain}, split_part(split_part(g.pattern, '*', 1), '?', 1)) THEN ${domain} ~ ${GLOB_AS_REGEX_TEXT} ELSE false END`;
 
 /** True when some domain glob in `descriptor` (an agents.descriptor expression) covers `domain`. */
 export const domainsCover = (descriptor: SQL, domain: SQL) =>
-  sql`EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(${descriptor} -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern) WHERE ${domain} ~ ${GLOB_AS_REGEX})`;
+  sql`EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(${descriptor} -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern)
+      WHERE CASE WHEN starts_with(${domain}, split_part(split_part(g.pattern, '*', 1), '?', 1)) THEN ${domain} ~ ${sql.raw(GLOB_AS_REGEX_TEXT)} ELSE false END)`;
 
 /** domainsCover over SQL text, for the hand-written statements: the agent `a` covers `domain`. */
 const coversText = (domain: string) =>
-  `EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(a.descriptor -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern) WHERE ${domain} ~ ${GLOB_AS_REGEX_TEXT})`;
+  `EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(a.descriptor -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern) WHERE ${globCovers(domain)})`;
 
 /**
  * The task (the row of `tasks` in the enclosing statement) is one `agentId` may work on:
@@ -407,7 +419,7 @@ export const claimableTaskExists = (tenant: string, agent: string) => `EXISTS (
 export const claimableWhere = (tenant: string, agent: string) => `t.tenant_id = ${tenant} AND t.status = 'queued'
     AND (t.assignee_agent_id = ${agent} OR (t.assignee_agent_id IS NULL AND t.domain IS NOT NULL AND EXISTS (
           SELECT 1 FROM agents ca, jsonb_array_elements_text(COALESCE(ca.descriptor -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern)
-          WHERE ca.tenant_id = ${tenant} AND ca.id = ${agent} AND t.domain ~ ${GLOB_AS_REGEX_TEXT})))
+          WHERE ca.tenant_id = ${tenant} AND ca.id = ${agent} AND ${globCovers("t.domain")})))
     AND t.reviewer_agent_id IS DISTINCT FROM ${agent}
     AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks dt ON dt.tenant_id = d.tenant_id AND dt.id = d.depends_on_id
                     WHERE d.tenant_id = t.tenant_id AND d.task_id = t.id AND dt.status <> 'done')`;

@@ -1,0 +1,97 @@
+import { repo, withTenant } from "@bosun/db";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDb, type TestDb } from "../../../test/helpers/db";
+
+// An agent's `spec.domains` globs decide which unassigned tasks it may claim, and whom a
+// new task wakes. Three statements ask it (the claim rule, a single agent's coverage, the
+// wake choice among a tenant's agents); each compares the glob's literal head before its
+// regular expression. These cases hold for all three.
+const CASES: [pattern: string, domain: string, covers: boolean][] = [
+  ["finance/*", "finance/invoices", true],
+  ["finance/*", "finance/invoices/2026", false],
+  ["finance/*", "finance", false],
+  ["finance/**", "finance/invoices/2026", true],
+  ["finance/invoices", "finance", false],
+  ["finance/invoices", "finance/invoices", true],
+  ["fin*/q", "finance/q", true],
+  ["fin*/q", "fin/q", true],
+  ["fin*/q", "fun/q", false],
+  ["*", "ops", true],
+  ["*", "ops/x", false],
+  ["**", "a/b/c", true],
+  ["*/reports", "sales/reports", true],
+  ["*/reports", "sales/other", false],
+  ["?a/*", "ba/x", true],
+  ["?a/*", "bba/x", false],
+  ["a.b/*", "a.b/x", true],
+  ["a.b/*", "axb/x", false],
+  ["c[1]/**", "c[1]/x/y", true],
+  ["x+y", "x+y", true],
+  ["x+y", "xxy", false],
+  ["100%/_x", "100%/_x", true],
+  ["100%/_x", "1000/ax", false],
+  ["back\\slash/*", "back\\slash/x", true],
+  ["back\\slash/*", "backslash/x", false],
+];
+
+describe("domain globs", () => {
+  let db: TestDb;
+  const tenantOf = (i: number) => `ten_0000000000globcase${String(i).padStart(8, "0")}`;
+  const agentOf = (i: number) => `agt_0000000000globcase${String(i).padStart(8, "0")}`;
+  beforeAll(async () => {
+    db = await createTestDb();
+    // A tenant per case, each with one agent: the wake choice names whoever covers the task.
+    for (const [i, [pattern]] of CASES.entries()) {
+      await db.database.pool.query(`INSERT INTO tenants (id, name) VALUES ($1, $1)`, [tenantOf(i)]);
+      await db.database.pool.query(
+        `INSERT INTO agents (tenant_id, id, name, owner, revision, spec_hash, descriptor) VALUES ($1, $2, 'a', 'o', 1, 'h', $3)`,
+        [tenantOf(i), agentOf(i), { apiVersion: "agent.os/v1", kind: "Agent", metadata: { name: "a", owner: "o" }, spec: { domains: [pattern] } }],
+      );
+    }
+  });
+  afterAll(() => db.drop());
+
+  it.each(CASES.map((c, i) => [...c, i] as const))("%s covers %s: %s", async (_pattern, domain, covers, i) => {
+    const tenantId = tenantOf(i);
+    const agentId = agentOf(i);
+    await withTenant(db.database, tenantId, async (tx) => {
+      expect(await repo.agentCoversDomain(tx, { tenantId, agentId, domain })).toBe(covers);
+      expect(await repo.agentsToWake(tx, { tenantId, tasks: [{ id: "tsk_glob", domain, reviewerAgentId: null }], seed: 1 })).toEqual(covers ? [agentId] : []);
+      await tx.$client.query(
+        `INSERT INTO tasks (tenant_id, id, title, body, priority, domain, status, created_by_type, created_by_id) VALUES ($1, 'tsk_glob' || $3, 't', '', 50, $2, 'queued', 'user', 'usr_test')`,
+        [tenantId, domain, i],
+      );
+      expect(await repo.hasClaimableTask(tx, { tenantId, agentId })).toBe(covers);
+      await tx.$client.query(`DELETE FROM tasks WHERE tenant_id = $1`, [tenantId]);
+    });
+  });
+
+  it("wakes the one covering agent among a fleet with more distinct globs than Postgres keeps compiled", async () => {
+    // Postgres keeps the last 32 regular expressions it compiled; 60 agents with a glob each
+    // go past that in every statement that asks them all.
+    const tenantId = "ten_0000000000globfleet0000000";
+    await db.database.pool.query(`INSERT INTO tenants (id, name) VALUES ($1, 'fleet')`, [tenantId]);
+    await db.database.pool.query(
+      `INSERT INTO agents (tenant_id, id, name, owner, revision, spec_hash, descriptor)
+       SELECT $1, 'agt_globfleet' || lpad(g::text, 17, '0'), 'f-' || g, 'o', 1, 'h',
+              jsonb_build_object('apiVersion', 'agent.os/v1', 'kind', 'Agent', 'spec', jsonb_build_object('domains', jsonb_build_array('team' || g || '/*')))
+       FROM generate_series(1, 60) g`,
+      [tenantId],
+    );
+    await withTenant(db.database, tenantId, async (tx) => {
+      const chosen = await repo.agentsToWake(tx, {
+        tenantId,
+        tasks: [7, 42, 60, 61].map((n) => ({ id: `tsk_team${n}`, domain: `team${n}/x`, reviewerAgentId: null })),
+        seed: 3,
+      });
+      expect(chosen.sort()).toEqual([7, 42, 60].map((n) => `agt_globfleet${String(n).padStart(17, "0")}`));
+    });
+  });
+
+  it("runs the app's statements without JIT compilation", async () => {
+    // A generic plan's cost can pass jit_above_cost for a big tenant; compiling then costs
+    // more than the statement (see client.ts).
+    const { rows } = await db.database.pool.query(`SELECT current_setting('jit') AS jit`);
+    expect(rows[0].jit).toBe("off");
+  });
+});
