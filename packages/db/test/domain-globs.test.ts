@@ -88,6 +88,40 @@ describe("domain globs", () => {
     });
   });
 
+  it("counts an agent's assigned task, but not one it reviews, one waiting for a dependency, or another tenant's", async () => {
+    // As the schedule tick asks it: the owner role, no row-level security to lean on.
+    const tenantId = tenantOf(0); // its agent covers finance/*
+    const agentId = agentOf(0);
+    const other = tenantOf(1);
+    const exists = async () =>
+      (await db.database.pool.query(`SELECT ${repo.claimableTaskExists("$1::text", "$2::text")} AS yes`, [tenantId, agentId])).rows[0].yes as boolean;
+    const task = (tenant: string, id: string, cols: Record<string, string | null>) =>
+      db.database.pool.query(
+        `INSERT INTO tasks (tenant_id, id, title, body, priority, status, created_by_type, created_by_id, ${Object.keys(cols).join(", ")})
+         VALUES ($1, $2, 't', '', 50, 'queued', 'user', 'usr_test', ${Object.keys(cols).map((_, i) => `$${i + 3}`).join(", ")})`,
+        [tenant, id, ...Object.values(cols)],
+      );
+    try {
+      await task(other, "tsk_glob_other_tenant", { domain: "finance/invoices" });
+      expect(await exists()).toBe(false);
+      await task(tenantId, "tsk_glob_reviewed", { domain: "finance/invoices", reviewer_agent_id: agentId });
+      expect(await exists()).toBe(false);
+      await task(tenantId, "tsk_glob_blocker", { domain: "ops/x" });
+      await task(tenantId, "tsk_glob_blocked", { domain: "finance/invoices" });
+      await db.database.pool.query(`INSERT INTO task_dependencies (tenant_id, task_id, depends_on_id) VALUES ($1, 'tsk_glob_blocked', 'tsk_glob_blocker')`, [tenantId]);
+      expect(await exists()).toBe(false);
+      await task(tenantId, "tsk_glob_assigned", { assignee_agent_id: agentId, domain: "ops/elsewhere" });
+      expect(await exists()).toBe(true);
+      await db.database.pool.query(`UPDATE tasks SET status = 'done' WHERE tenant_id = $1 AND id = 'tsk_glob_assigned'`, [tenantId]);
+      expect(await exists()).toBe(false);
+      await db.database.pool.query(`UPDATE tasks SET status = 'done' WHERE tenant_id = $1 AND id = 'tsk_glob_blocker'`, [tenantId]);
+      expect(await exists()).toBe(true);
+    } finally {
+      await db.database.pool.query(`DELETE FROM task_dependencies WHERE tenant_id = $1`, [tenantId]);
+      await db.database.pool.query(`DELETE FROM tasks WHERE tenant_id = ANY($1)`, [[tenantId, other]]);
+    }
+  });
+
   it("runs the app's statements without JIT compilation", async () => {
     // A generic plan's cost can pass jit_above_cost for a big tenant; compiling then costs
     // more than the statement (see client.ts).

@@ -55,6 +55,13 @@ export const tasks = pgTable(
     // The lease sweeper: claimed or running tasks whose lease has run out.
     index("tasks_lease_idx").on(t.leaseExpiresAt).where(sql`status IN ('claimed', 'in_progress')`),
     index("tasks_status_idx").on(t.tenantId, t.status),
+    // Whether an agent has a task it may claim (the schedule tick's idle check, a wake's
+    // last look): its queued tasks, and the unassigned queued ones under each of its globs'
+    // literal heads, a prefix range (text_pattern_ops: byte order, so `head` up to `head` ||
+    // U+10FFFF holds every domain that starts with it). Without them the check walked the
+    // tenant's whole queue: ~12 ms an agent with 5,000 tasks queued in other domains.
+    index("tasks_queued_assignee_idx").on(t.tenantId, t.assigneeAgentId).where(sql`status = 'queued' AND assignee_agent_id IS NOT NULL`),
+    index("tasks_queued_domain_idx").on(t.tenantId, t.domain.op("text_pattern_ops")).where(sql`status = 'queued' AND assignee_agent_id IS NULL AND domain IS NOT NULL`),
     check("tasks_priority_range", sql`priority BETWEEN 0 AND 100`),
     check("tasks_attempts_range", sql`max_attempts BETWEEN 1 AND 100 AND attempts >= 0`),
     tenantPolicy(),
