@@ -122,6 +122,53 @@ describe("domain globs", () => {
     }
   });
 
+  it("chooses a task's wake among a window of a big fleet's covering agents, idle ones first", async () => {
+    const tenantId = "ten_0000000000globpool00000000";
+    await db.database.pool.query(`INSERT INTO tenants (id, name) VALUES ($1, 'pool')`, [tenantId]);
+    await db.database.pool.query(
+      `INSERT INTO agents (tenant_id, id, name, owner, revision, spec_hash, descriptor)
+       SELECT $1, 'agt_globpool' || lpad(g::text, 18, '0'), 'p-' || g, 'o', 1, 'h',
+              jsonb_build_object('apiVersion', 'agent.os/v1', 'kind', 'Agent', 'spec', jsonb_build_object('domains', jsonb_build_array('pool/*')))
+       FROM generate_series(1, 200) g`,
+      [tenantId],
+    );
+    // Every agent busy: a live lease on its session.
+    await db.database.pool.query(
+      `INSERT INTO agent_sessions (tenant_id, agent_id, lease_owner, lease_epoch, lease_expires_at)
+       SELECT tenant_id, id, 'w', 1, now() + interval '1 hour' FROM agents WHERE tenant_id = $1`,
+      [tenantId],
+    );
+    const seed = 12345;
+    // The window: active agents in the order of hashtext(id) from hashtext(seed), wrapping.
+    const window = (
+      await db.database.pool.query<{ id: string }>(
+        `SELECT id FROM agents WHERE tenant_id = $1 AND status = 'active' ORDER BY hashtext(id) < hashtext($2::text), hashtext(id) LIMIT $3`,
+        [tenantId, String(seed), repo.WAKE_CANDIDATES],
+      )
+    ).rows.map((r) => r.id);
+    expect(window).toHaveLength(repo.WAKE_CANDIDATES);
+    const outside = (await db.database.pool.query<{ id: string }>(`SELECT id FROM agents WHERE tenant_id = $1 AND id <> ALL($2) ORDER BY id LIMIT 1`, [tenantId, window])).rows[0]!.id;
+    const choose = () =>
+      withTenant(db.database, tenantId, (tx) => repo.agentsToWake(tx, { tenantId, tasks: [{ id: "tsk_pool", domain: "pool/x", reviewerAgentId: null }], seed }));
+    const idle = (agentId: string, yes: boolean) =>
+      db.database.pool.query(`UPDATE agent_sessions SET lease_owner = ${yes ? "NULL" : "'w'"} WHERE tenant_id = $1 AND agent_id = $2`, [tenantId, agentId]);
+
+    // All busy: a busy agent of the window.
+    const [busy] = await choose();
+    expect(window).toContain(busy);
+    // An idle agent in the window is preferred to the busy ones.
+    const idleInside = window[37]!;
+    await idle(idleInside, true);
+    expect(await choose()).toEqual([idleInside]);
+    // One outside it is not looked at: the window's busy agents are (it re-checks when it
+    // releases; the tick's backstop wakes idle agents for tasks left queued).
+    await idle(idleInside, false);
+    await idle(outside, true);
+    const [chosen] = await choose();
+    expect(window).toContain(chosen);
+    expect(chosen).not.toBe(outside);
+  });
+
   it("runs the app's statements without JIT compilation", async () => {
     // A generic plan's cost can pass jit_above_cost for a big tenant; compiling then costs
     // more than the statement (see client.ts).

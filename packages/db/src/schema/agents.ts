@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { foreignKey, index, integer, jsonb, pgTable, primaryKey, text, uniqueIndex } from "drizzle-orm/pg-core";
 import { createdAt, tenantId, tenantPolicy, ts, updatedAt } from "./columns";
 import { tenants } from "./tenants";
@@ -25,6 +26,9 @@ export const agents = pgTable(
     primaryKey({ columns: [t.tenantId, t.id] }),
     uniqueIndex("agents_tenant_name_key").on(t.tenantId, t.name),
     index("agents_next_wake_idx").on(t.nextWakeAt),
+    // A task's wake choice takes a tenant's active agents in this order, from a point its
+    // seed gives, and stops at WAKE_CANDIDATES covering ones (repositories/tasks.ts).
+    index("agents_wake_order_idx").on(t.tenantId, sql`hashtext(${t.id})`).where(sql`status = 'active'`),
     tenantPolicy(),
   ],
 ).enableRLS();
