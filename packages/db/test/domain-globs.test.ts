@@ -169,6 +169,18 @@ describe("domain globs", () => {
     expect(chosen).not.toBe(outside);
   });
 
+  it("finds wake candidates of the calling transaction's tenant only", async () => {
+    // bosun_wake_candidates reads agents past row-level security (SECURITY DEFINER, for its
+    // indexes); it answers a tenant's transaction about that tenant alone.
+    const candidates = (c: { query: (t: string, v: unknown[]) => Promise<{ rows: { id: string }[] }> }, tenant: string) =>
+      c.query(`SELECT bosun_wake_candidates($1, 'finance/invoices', NULL, 1, 64) AS id`, [tenant]).then((r) => r.rows.map((x) => x.id));
+    // Case 0's agent covers finance/*.
+    expect(await withTenant(db.database, tenantOf(0), (tx) => candidates(tx.$client, tenantOf(0)))).toEqual([agentOf(0)]);
+    expect(await withTenant(db.database, tenantOf(1), (tx) => candidates(tx.$client, tenantOf(0)))).toEqual([]);
+    // A system transaction (no tenant of its own) names the tenant.
+    expect(await candidates(db.database.pool, tenantOf(0))).toEqual([agentOf(0)]);
+  });
+
   it("runs the app's statements without JIT compilation", async () => {
     // A generic plan's cost can pass jit_above_cost for a big tenant; compiling then costs
     // more than the statement (see client.ts).

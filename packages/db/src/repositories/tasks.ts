@@ -434,15 +434,19 @@ const GLOB_HEAD = `split_part(split_part(g.pattern, '*', 1), '?', 1)`;
  * tasks whose domain starts with the glob's literal head (tasks_queued_domain_idx, in byte
  * order: every domain that starts with `head` lies between `head` and `head` || U+10FFFF,
  * task domains being ASCII paths). The glob itself is then matched as everywhere else.
+ * The range's bounds are computed in a subquery of their own (OFFSET 0 keeps it apart), so
+ * that the index condition holds only leakproof operators: under row-level security (a
+ * tenant's transaction) Postgres uses no other as an index condition, and the check went
+ * back to reading the tenant's whole queue.
  */
 export const claimableTaskExists = (tenant: string, agent: string) => `(EXISTS (
   SELECT 1 FROM tasks t
   WHERE t.tenant_id = ${tenant} AND t.status = 'queued' AND t.assignee_agent_id IS NOT NULL AND t.assignee_agent_id = ${agent}
     AND t.reviewer_agent_id IS DISTINCT FROM ${agent} AND ${DEPENDENCIES_DONE})
  OR EXISTS (
-  SELECT 1 FROM ${agentGlobs(tenant, agent)}
+  SELECT 1 FROM (SELECT g.pattern, ${GLOB_HEAD} AS lo, ${GLOB_HEAD} || chr(1114111) AS hi FROM ${agentGlobs(tenant, agent)} OFFSET 0) g
   JOIN tasks t ON t.tenant_id = ${tenant} AND t.status = 'queued' AND t.assignee_agent_id IS NULL AND t.domain IS NOT NULL
-    AND t.domain ~>=~ ${GLOB_HEAD} AND t.domain ~<=~ (${GLOB_HEAD} || chr(1114111))
+    AND t.domain ~>=~ g.lo AND t.domain ~<=~ g.hi
   WHERE ${globCovers("t.domain")}
     AND t.reviewer_agent_id IS DISTINCT FROM ${agent} AND ${DEPENDENCIES_DONE}))`;
 
@@ -604,23 +608,16 @@ const AGENTS_TO_WAKE_SQL = `WITH t AS (
        SELECT x.id, x.domain, x.reviewer, x.k FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS x(id, domain, reviewer, k)),
      c AS (
        SELECT t.id AS task_id, t.k, w.id AS agent_id, w.tier
+       -- The candidates: every covering agent, or WAKE_CANDIDATES of them in a big fleet
+       -- (bosun_wake_candidates, migration 0017). Each one's session and queued wake are then
+       -- scalar subqueries, one index lookup each: as EXISTS, Postgres hashed every session
+       -- (or queued wake) of the tenant instead.
        FROM t CROSS JOIN LATERAL (
-         -- Scalar subqueries, one index lookup per candidate: as EXISTS, Postgres hashed
-         -- every session (or queued wake) of the tenant instead, for 64 candidates.
-         SELECT a.id,
-                CASE WHEN (SELECT ${SESSION_IDLE} IS NOT TRUE FROM agent_sessions s WHERE s.tenant_id = a.tenant_id AND s.agent_id = a.id) THEN 2 ELSE 0 END
+         SELECT w.id,
+                CASE WHEN (SELECT ${SESSION_IDLE} IS NOT TRUE FROM agent_sessions s WHERE s.tenant_id = $1 AND s.agent_id = w.id) THEN 2 ELSE 0 END
                 + CASE WHEN (SELECT true FROM pgboss.job j WHERE j.name = 'agent.wake' AND j.state = 'created' AND j.policy = 'short'
-                               AND COALESCE(j.singleton_key, '') = a.tenant_id || ':' || a.id LIMIT 1) THEN 1 ELSE 0 END AS tier
-         FROM (${[">=", "<"]
-           .map(
-             (op) => `
-           (SELECT a.tenant_id, a.id FROM agents a
-            WHERE a.tenant_id = $1 AND a.status = 'active' AND hashtext(a.id) ${op} hashtext($5::text)
-              AND a.id IS DISTINCT FROM t.reviewer AND ${coversText("t.domain")}
-            ORDER BY hashtext(a.id) LIMIT ${WAKE_CANDIDATES})`,
-           )
-           .join("\n           UNION ALL")}) a
-         LIMIT ${WAKE_CANDIDATES}) w),
+                               AND COALESCE(j.singleton_key, '') = $1 || ':' || w.id LIMIT 1) THEN 1 ELSE 0 END AS tier
+         FROM bosun_wake_candidates($1, t.domain, t.reviewer, $5::bigint, ${WAKE_CANDIDATES}) AS w(id)) w),
      r AS (
        SELECT task_id, agent_id, tier, k,
               row_number() OVER (PARTITION BY task_id, tier ORDER BY agent_id) AS i,

@@ -29,6 +29,9 @@ export const agents = pgTable(
     // A task's wake choice takes a tenant's active agents in this order, from a point its
     // seed gives, and stops at WAKE_CANDIDATES covering ones (repositories/tasks.ts).
     index("agents_wake_order_idx").on(t.tenantId, sql`hashtext(${t.id})`).where(sql`status = 'active'`),
+    // ... and finds the few that may cover a domain by their globs' literal heads, with the
+    // tenant's id in front (migration 0017 defines bosun_glob_heads).
+    index("agents_glob_heads_idx").using("gin", sql`bosun_glob_heads(${t.tenantId}, ${t.descriptor})`).where(sql`status = 'active'`),
     tenantPolicy(),
   ],
 ).enableRLS();

@@ -1,0 +1,2 @@
+-- Each active agent's glob heads, for a task's wake choice (0017 defines bosun_glob_heads).
+CREATE INDEX "agents_glob_heads_idx" ON "agents" USING gin (bosun_glob_heads("tenant_id", "descriptor")) WITH (fastupdate = off) WHERE status = 'active';
