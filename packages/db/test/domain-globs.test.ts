@@ -51,6 +51,18 @@ describe("domain globs", () => {
   });
   afterAll(() => db.drop());
 
+  /** A tenant of `n` agents named `prefix` + a number, each with the one glob `glob` (SQL over `g`, 1..n). */
+  async function fleet(tenantId: string, prefix: string, n: number, glob: string) {
+    await db.database.pool.query(`INSERT INTO tenants (id, name) VALUES ($1, $1)`, [tenantId]);
+    await db.database.pool.query(
+      `INSERT INTO agents (tenant_id, id, name, owner, revision, spec_hash, descriptor)
+       SELECT $1, $2 || lpad(g::text, 30 - length($2), '0'), 'a-' || g, 'o', 1, 'h',
+              jsonb_build_object('apiVersion', 'agent.os/v1', 'kind', 'Agent', 'spec', jsonb_build_object('domains', jsonb_build_array(${glob})))
+       FROM generate_series(1, $3::int) g`,
+      [tenantId, prefix, n],
+    );
+  }
+
   it.each(CASES.map((c, i) => [...c, i] as const))("%s covers %s: %s", async (_pattern, domain, covers, i) => {
     const tenantId = tenantOf(i);
     const agentId = agentOf(i);
@@ -70,14 +82,7 @@ describe("domain globs", () => {
     // Postgres keeps the last 32 regular expressions it compiled; 60 agents with a glob each
     // go past that in every statement that asks them all.
     const tenantId = "ten_0000000000globfleet0000000";
-    await db.database.pool.query(`INSERT INTO tenants (id, name) VALUES ($1, 'fleet')`, [tenantId]);
-    await db.database.pool.query(
-      `INSERT INTO agents (tenant_id, id, name, owner, revision, spec_hash, descriptor)
-       SELECT $1, 'agt_globfleet' || lpad(g::text, 17, '0'), 'f-' || g, 'o', 1, 'h',
-              jsonb_build_object('apiVersion', 'agent.os/v1', 'kind', 'Agent', 'spec', jsonb_build_object('domains', jsonb_build_array('team' || g || '/*')))
-       FROM generate_series(1, 60) g`,
-      [tenantId],
-    );
+    await fleet(tenantId, "agt_globfleet", 60, `'team' || g || '/*'`);
     await withTenant(db.database, tenantId, async (tx) => {
       const chosen = await repo.agentsToWake(tx, {
         tenantId,
@@ -124,14 +129,7 @@ describe("domain globs", () => {
 
   it("chooses a task's wake among a window of a big fleet's covering agents, idle ones first", async () => {
     const tenantId = "ten_0000000000globpool00000000";
-    await db.database.pool.query(`INSERT INTO tenants (id, name) VALUES ($1, 'pool')`, [tenantId]);
-    await db.database.pool.query(
-      `INSERT INTO agents (tenant_id, id, name, owner, revision, spec_hash, descriptor)
-       SELECT $1, 'agt_globpool' || lpad(g::text, 18, '0'), 'p-' || g, 'o', 1, 'h',
-              jsonb_build_object('apiVersion', 'agent.os/v1', 'kind', 'Agent', 'spec', jsonb_build_object('domains', jsonb_build_array('pool/*')))
-       FROM generate_series(1, 200) g`,
-      [tenantId],
-    );
+    await fleet(tenantId, "agt_globpool", 200, `'pool/*'`);
     // Every agent busy: a live lease on its session.
     await db.database.pool.query(
       `INSERT INTO agent_sessions (tenant_id, agent_id, lease_owner, lease_epoch, lease_expires_at)
