@@ -21,8 +21,9 @@ CREATE OR REPLACE FUNCTION bosun_domain_prefixes(tenant text, domain text) RETUR
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT array_agg(tenant || left(domain, n)) FROM generate_series(0, length(domain)) AS n
 $$;--> statement-breakpoint
--- The same rule as the application's globCovers (repositories/tasks.ts): the head first,
--- then the glob as an anchored regular expression.
+-- Whether a domain glob covers a domain: the one text of the rule, which every statement
+-- of the application uses (repositories/tasks.ts, globCovers; Postgres inlines it). The
+-- glob's literal head is compared first, then the glob as an anchored regular expression.
 CREATE OR REPLACE FUNCTION bosun_glob_covers(pattern text, domain text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE WHEN starts_with(domain, split_part(split_part(pattern, '*', 1), '?', 1))

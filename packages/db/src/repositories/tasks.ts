@@ -15,30 +15,28 @@ export const LEASED_STATUSES = ["claimed", "in_progress"] as const satisfies Tas
 export const FINISHED_STATUSES = ["done", "failed", "cancelled"] as const satisfies TaskStatus[];
 
 /**
- * A domain glob (`g.pattern`, from an agent's `spec.domains`) as an anchored regular
- * expression: regex metacharacters are escaped first, then `**` matches any depth, `*`
- * one path segment (no `/`) and `?` one character of a segment. So `finance/*` covers
- * `finance/invoices` but not `finance/invoices/2026` nor `finance`; `finance/**` covers both
- * deeper ones. Done in SQL so that claims, idle checks and wake fan-out share one rule.
+ * The glob `g.pattern` (from an agent's `spec.domains`) covers the SQL text expression
+ * `domain`: `bosun_glob_covers` (migration 0017), a one-expression SQL function
+ * that Postgres inlines, the rule's one text, shared with the wake candidates' SECURITY
+ * DEFINER lookup. The glob is an anchored regular expression: regex metacharacters are
+ * escaped first, then `**` matches any depth, `*` one path segment (no `/`) and `?` one
+ * character of a segment. So `finance/*` covers `finance/invoices` but not
+ * `finance/invoices/2026` nor `finance`; `finance/**` covers both deeper ones. Done in SQL
+ * so that claims, idle checks and wake fan-out share one rule.
+ *
+ * The regular expression is built and compiled per row, and Postgres keeps only the 32 it
+ * compiled last: asked of thousands of agents with dozens of different globs (a task's wake
+ * among a big fleet), compiling took nearly all of the statement's time (~60 ms a create
+ * with 5,000 agents). So the glob's literal head (everything before its first `*` or `?`)
+ * is compared first, with `starts_with`; only a glob whose head begins `domain` gets to the
+ * regex (a CASE fixes that order).
  */
-const GLOB_AS_REGEX_TEXT = String.raw`('^' || replace(replace(replace(regexp_replace(g.pattern, '([]\\[(){}.+*?^$|])', '\\\1', 'g'), '\*\*', '.*'), '\*', '[^/]*'), '\?', '[^/]') || '$')`;
-
-/**
- * The glob `g.pattern` covers the SQL text expression `domain`. The regular expression is
- * built and compiled per row, and Postgres keeps only the 32 it compiled last: asked of
- * thousands of agents with dozens of different globs (a task's wake among a big fleet),
- * compiling took nearly all of the statement's time (~60 ms a create with 5,000 agents).
- * So the glob's literal head (everything before its first `*` or `?`) is compared first,
- * without a regular expression; only a glob whose head begins `domain` gets to the regex.
- * The CASE fixes that order.
- */
-const globCovers = (domain: string) =>
-  `CASE WHEN starts_with(${domain}, split_part(split_part(g.pattern, '*', 1), '?', 1)) THEN ${domain} ~ ${GLOB_AS_REGEX_TEXT} ELSE false END`;
+const globCovers = (domain: string) => `bosun_glob_covers(g.pattern, ${domain})`;
 
 /** True when some domain glob in `descriptor` (an agents.descriptor expression) covers `domain`. */
 export const domainsCover = (descriptor: SQL, domain: SQL) =>
   sql`EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(${descriptor} -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern)
-      WHERE CASE WHEN starts_with(${domain}, split_part(split_part(g.pattern, '*', 1), '?', 1)) THEN ${domain} ~ ${sql.raw(GLOB_AS_REGEX_TEXT)} ELSE false END)`;
+      WHERE bosun_glob_covers(g.pattern, ${domain}))`;
 
 /** domainsCover over SQL text, for the hand-written statements: the agent `a` covers `domain`. */
 const coversText = (domain: string) =>
@@ -52,7 +50,7 @@ const coversText = (domain: string) =>
 const workableBy = (tenantId: string, agentId: string) => sql`(
   (${tasks.assigneeAgentId} = ${agentId} OR (${tasks.assigneeAgentId} IS NULL AND ${tasks.domain} IS NOT NULL AND EXISTS (
     SELECT 1 FROM jsonb_array_elements_text(COALESCE((SELECT a.descriptor -> 'spec' -> 'domains' FROM agents a WHERE a.tenant_id = ${tenantId} AND a.id = ${agentId}), '[]'::jsonb)) AS g(pattern)
-    WHERE CASE WHEN starts_with(${tasks.domain}, split_part(split_part(g.pattern, '*', 1), '?', 1)) THEN ${tasks.domain} ~ ${sql.raw(GLOB_AS_REGEX_TEXT)} ELSE false END)))
+    WHERE bosun_glob_covers(g.pattern, ${tasks.domain}))))
   AND ${tasks.reviewerAgentId} IS DISTINCT FROM ${agentId})`;
 
 /** Every dependency of the task (the row of `tasks` in the enclosing statement) is done. */
