@@ -79,17 +79,18 @@ describe("domain globs", () => {
   });
 
   it("wakes the one covering agent among a fleet with more distinct globs than Postgres keeps compiled", async () => {
-    // Postgres keeps the last 32 regular expressions it compiled; 60 agents with a glob each
-    // go past that in every statement that asks them all.
+    // Postgres keeps the last 32 regular expressions it compiled; 100 agents with a glob each
+    // go past that in every statement that asks them all. More than WAKE_CANDIDATES active
+    // agents: the covering ones are found by their globs' heads (bosun_wake_candidates).
     const tenantId = "ten_0000000000globfleet0000000";
-    await fleet(tenantId, "agt_globfleet", 60, `'team' || g || '/*'`);
+    await fleet(tenantId, "agt_globfleet", 100, `'team' || g || '/*'`);
     await withTenant(db.database, tenantId, async (tx) => {
       const chosen = await repo.agentsToWake(tx, {
         tenantId,
-        tasks: [7, 42, 60, 61].map((n) => ({ id: `tsk_team${n}`, domain: `team${n}/x`, reviewerAgentId: null })),
+        tasks: [7, 42, 100, 101].map((n) => ({ id: `tsk_team${n}`, domain: `team${n}/x`, reviewerAgentId: null })),
         seed: 3,
       });
-      expect(chosen.sort()).toEqual([7, 42, 60].map((n) => `agt_globfleet${String(n).padStart(17, "0")}`));
+      expect(chosen.sort()).toEqual([7, 42, 100].map((n) => `agt_globfleet${String(n).padStart(17, "0")}`));
     });
   });
 

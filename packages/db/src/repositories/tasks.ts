@@ -604,18 +604,28 @@ export const WAKE_CANDIDATES = 64;
 
 const AGENTS_TO_WAKE_SQL = `WITH t AS (
        SELECT x.id, x.domain, x.reviewer, x.k FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS x(id, domain, reviewer, k)),
+     fleet AS (
+       SELECT count(*) <= ${WAKE_CANDIDATES} AS small FROM (SELECT 1 FROM agents WHERE tenant_id = $1 AND status = 'active' LIMIT ${WAKE_CANDIDATES + 1}) x),
      c AS (
        SELECT t.id AS task_id, t.k, w.id AS agent_id, w.tier
-       -- The candidates: every covering agent, or WAKE_CANDIDATES of them in a big fleet
-       -- (bosun_wake_candidates, migration 0017). Each one's session and queued wake are then
-       -- scalar subqueries, one index lookup each: as EXISTS, Postgres hashed every session
-       -- (or queued wake) of the tenant instead.
+       -- The candidates: every covering agent, read here when the tenant has no more than
+       -- WAKE_CANDIDATES active agents (the common case, and the cheapest); in a bigger
+       -- fleet, every covering agent or WAKE_CANDIDATES of them (bosun_wake_candidates,
+       -- migrations 0017 and 0019). Each one's session and queued wake are then scalar
+       -- subqueries, one index lookup each: as EXISTS, Postgres hashed every session (or
+       -- queued wake) of the tenant instead.
        FROM t CROSS JOIN LATERAL (
          SELECT w.id,
                 CASE WHEN (SELECT ${SESSION_IDLE} IS NOT TRUE FROM agent_sessions s WHERE s.tenant_id = $1 AND s.agent_id = w.id) THEN 2 ELSE 0 END
                 + CASE WHEN (SELECT true FROM pgboss.job j WHERE j.name = 'agent.wake' AND j.state = 'created' AND j.policy = 'short'
                                AND COALESCE(j.singleton_key, '') = $1 || ':' || w.id LIMIT 1) THEN 1 ELSE 0 END AS tier
-         FROM bosun_wake_candidates($1, t.domain, t.reviewer, $5::bigint, ${WAKE_CANDIDATES}) AS w(id)) w),
+         FROM (
+           SELECT a.id FROM agents a
+           WHERE a.tenant_id = $1 AND a.status = 'active' AND a.id IS DISTINCT FROM t.reviewer AND ${coversText("t.domain")}
+             AND (SELECT small FROM fleet)
+           UNION ALL
+           SELECT f.id FROM bosun_wake_candidates($1, t.domain, t.reviewer, $5::bigint, ${WAKE_CANDIDATES}) AS f(id)
+           WHERE NOT (SELECT small FROM fleet)) w) w),
      r AS (
        SELECT task_id, agent_id, tier, k,
               row_number() OVER (PARTITION BY task_id, tier ORDER BY agent_id) AS i,
