@@ -7,12 +7,17 @@
 -- are taken in the order of hashtext(id) from the point hashtext(seed), wrapping around
 -- (agents_wake_order_idx, 0016).
 --
+-- bosun_glob_heads is costed as what it is (COST 1000), so that the GIN index is taken at
+-- any size: costed like an operator, the planner scanned a small tenant's few rows and
+-- computed every agent's heads row by row (~0.47 ms a create against ~0.17 ms before). The
+-- domain's prefixes are computed once per call.
+--
 -- The lookup is SECURITY DEFINER: under row-level security Postgres uses only leakproof
 -- operators as index conditions, and neither the heads' overlap (&&) nor hashtext is, so in
 -- a tenant's transaction both indexes went unused. It returns agent ids of one tenant only,
 -- the tenant of the calling transaction when it has one.
 CREATE OR REPLACE FUNCTION bosun_glob_heads(tenant text, descriptor jsonb) RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE COST 1000 AS $$
   SELECT coalesce(array_agg(tenant || split_part(split_part(g, '*', 1), '?', 1)), '{}')
   FROM jsonb_array_elements_text(
     CASE WHEN jsonb_typeof(descriptor -> 'spec' -> 'domains') = 'array' THEN descriptor -> 'spec' -> 'domains' ELSE '[]'::jsonb END) AS g
@@ -34,6 +39,7 @@ CREATE OR REPLACE FUNCTION bosun_wake_candidates(p_tenant text, p_domain text, p
 RETURNS SETOF text LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
   few text[];
+  prefixes text[] := bosun_domain_prefixes(p_tenant, p_domain);
 BEGIN
   IF coalesce(current_setting('bosun.tenant_id', true), '') NOT IN ('', p_tenant) THEN
     RETURN;
@@ -41,7 +47,7 @@ BEGIN
   SELECT array_agg(x.id) INTO few FROM (
     SELECT a.id FROM agents a
     WHERE a.tenant_id = p_tenant AND a.status = 'active'
-      AND bosun_glob_heads(a.tenant_id, a.descriptor) && bosun_domain_prefixes(p_tenant, p_domain)
+      AND bosun_glob_heads(a.tenant_id, a.descriptor) && prefixes
       AND a.id IS DISTINCT FROM p_reviewer
       AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(a.descriptor -> 'spec' -> 'domains', '[]'::jsonb)) AS g(pattern) WHERE bosun_glob_covers(g.pattern, p_domain))
     LIMIT p_k + 1) x;

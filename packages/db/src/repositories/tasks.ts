@@ -611,7 +611,7 @@ const AGENTS_TO_WAKE_SQL = `WITH t AS (
        -- The candidates: every covering agent, read here when the tenant has no more than
        -- WAKE_CANDIDATES active agents (the common case, and the cheapest); in a bigger
        -- fleet, every covering agent or WAKE_CANDIDATES of them (bosun_wake_candidates,
-       -- migrations 0017 and 0019). Each one's session and queued wake are then scalar
+       -- migration 0017). Each one's session and queued wake are then scalar
        -- subqueries, one index lookup each: as EXISTS, Postgres hashed every session (or
        -- queued wake) of the tenant instead.
        FROM t CROSS JOIN LATERAL (
