@@ -346,16 +346,20 @@ try {
   await database.pool.query("ANALYZE");
   const llmBefore = (await database.pool.query(`SELECT count(*)::int AS n FROM steps WHERE kind = 'llm'`)).rows[0].n;
   const wakesBefore = (await database.pool.query(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'agent.wake'`)).rows[0].n;
-  const tickStart = performance.now();
-  let ticks = 0;
-  let processed = 0;
-  for (;;) {
-    const r = await scheduleTick({ database, jobs: producer }, { batch: 1000 });
-    if (r.due === 0) break;
-    ticks++;
-    processed += r.due;
-  }
-  const tickMs = performance.now() - tickStart;
+  /** Ticks until no agent is due: how many ticks, agents and ms it took. */
+  const tickAll = async () => {
+    const t0 = performance.now();
+    let n = 0;
+    let due = 0;
+    for (;;) {
+      const r = await scheduleTick({ database, jobs: producer }, { batch: 1000 });
+      if (r.due === 0) break;
+      n++;
+      due += r.due;
+    }
+    return { ticks: n, due, ms: performance.now() - t0 };
+  };
+  const { ticks, due: processed, ms: tickMs } = await tickAll();
   const llmAfter = (await database.pool.query(`SELECT count(*)::int AS n FROM steps WHERE kind = 'llm'`)).rows[0].n;
   const wakesAfter = (await database.pool.query(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'agent.wake'`)).rows[0].n;
   // The floor: the same rows rescheduled by a plain UPDATE, 1,000 at a time.
@@ -381,14 +385,8 @@ try {
   );
   await database.pool.query(`UPDATE agents SET next_wake_at = now() - interval '1 second' WHERE name LIKE 'idle-%'`);
   await database.pool.query("ANALYZE");
-  const backlogStart = performance.now();
-  let backlogTicks = 0;
-  for (;;) {
-    const r = await scheduleTick({ database, jobs: producer }, { batch: 1000 });
-    if (r.due === 0) break;
-    backlogTicks++;
-  }
-  const backlogTickMs = (performance.now() - backlogStart) / backlogTicks;
+  const backlog = await tickAll();
+  const backlogTickMs = backlog.ms / backlog.ticks;
   await database.pool.query(`DELETE FROM tasks WHERE tenant_id = $1 AND id LIKE 'tsk_backlog%'`, [tenantId]);
 
   // 4. A task create in a big fleet: the wake choice asks every active agent of the tenant

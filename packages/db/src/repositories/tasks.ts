@@ -541,9 +541,10 @@ export async function lockExpiredLeases(db: Db, { tenantId, now, limit }: { tena
  * A queued `agent.wake` exists for the agent (`tenant`, `agent` are SQL expressions): the
  * row pg-boss's singleton index `job_i1` holds for the key `wakeKey` builds, so one index probe.
  */
-const wakeQueued = (tenant: string, agent: string) => `EXISTS (
-  SELECT 1 FROM pgboss.job j WHERE j.name = 'agent.wake' AND j.state = 'created' AND j.policy = 'short'
-    AND COALESCE(j.singleton_key, '') = ${tenant} || ':' || ${agent})`;
+/** The agent has a wake queued (pgboss.job `j`): the condition, for an EXISTS or a scalar lookup. */
+const WAKE_QUEUED_WHERE = (tenant: string, agent: string) =>
+  `j.name = 'agent.wake' AND j.state = 'created' AND j.policy = 'short' AND COALESCE(j.singleton_key, '') = ${tenant} || ':' || ${agent}`;
+const wakeQueued = (tenant: string, agent: string) => `EXISTS (SELECT 1 FROM pgboss.job j WHERE ${WAKE_QUEUED_WHERE(tenant, agent)})`;
 
 
 /** A session `s` (LEFT JOINed: no row is idle too) with no live lease. */
@@ -590,15 +591,17 @@ const textArray = (values: (string | null)[]) =>
   pg.escapeLiteral(`{${values.map((v) => (v === null ? "NULL" : `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`)).join(",")}}`);
 
 /**
- * How many covering agents one task's wake choice looks at, at most. A tenant's active
- * agents are taken in the order of the hash of their id, from a point the seed gives
- * (wrapping around), until this many cover the task's domain; the tiers and the rotation
- * then apply among those. With fewer covering agents than this, that is all of them, as
- * before; with more, a create costs the same in a fleet of 10,000 as in one of 100
- * (~60 ms a create when all 10,000 covered it: every one's session and queued wake were
- * looked at and sorted). The cost: an idle agent outside the window is not preferred to a
- * busy one inside it. The busy one re-checks when it releases its lease, and the worker's
- * tick wakes idle covering agents for tasks left queued (idleAgentsForStaleTasks).
+ * How many covering agents one task's wake choice looks at, at most. A tenant of no more
+ * active agents than this has them all read by the statement itself. A bigger one asks
+ * bosun_wake_candidates (migration 0017): its covering agents, found by their globs'
+ * heads, when there are no more than this; else this many of them, taken in the order of
+ * the hash of their id from a point the seed gives (wrapping around). The tiers and the
+ * rotation then apply among the candidates. So a create costs about the same in a fleet of
+ * 10,000 as in one of 100 (~60 ms a create when all 10,000 covered it: every one's session
+ * and queued wake were looked at and sorted). The cost: an idle agent outside the window
+ * is not preferred to a busy one inside it. The busy one re-checks when it releases its
+ * lease, and the worker's tick wakes idle covering agents for tasks left queued
+ * (idleAgentsForStaleTasks).
  */
 export const WAKE_CANDIDATES = 64;
 
@@ -617,8 +620,7 @@ const AGENTS_TO_WAKE_SQL = `WITH t AS (
        FROM t CROSS JOIN LATERAL (
          SELECT w.id,
                 CASE WHEN (SELECT ${SESSION_IDLE} IS NOT TRUE FROM agent_sessions s WHERE s.tenant_id = $1 AND s.agent_id = w.id) THEN 2 ELSE 0 END
-                + CASE WHEN (SELECT true FROM pgboss.job j WHERE j.name = 'agent.wake' AND j.state = 'created' AND j.policy = 'short'
-                               AND COALESCE(j.singleton_key, '') = $1 || ':' || w.id LIMIT 1) THEN 1 ELSE 0 END AS tier
+                + CASE WHEN (SELECT true FROM pgboss.job j WHERE ${WAKE_QUEUED_WHERE("$1", "w.id")} LIMIT 1) THEN 1 ELSE 0 END AS tier
          FROM (
            SELECT a.id FROM agents a
            WHERE a.tenant_id = $1 AND a.status = 'active' AND a.id IS DISTINCT FROM t.reviewer AND ${coversText("t.domain")}
