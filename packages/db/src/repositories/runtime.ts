@@ -1,7 +1,7 @@
 import pg from "pg";
 import type { Db } from "../client";
 import { type BatchStatement, inlinePrepared, literalOf, type PreparedStatement, prepared, textLiteral } from "../tx";
-import { claimableTaskExists, claimableWhere } from "./tasks";
+import { claimableTaskExists, claimableWhere, keyedStatus } from "./tasks";
 
 /**
  * The agent runtime's queries: session leases, runs, steps, waitpoints and messages.
@@ -266,7 +266,7 @@ export function claimNextRunStatements(p: {
       `WITH c AS (
          UPDATE tasks t SET status = 'in_progress', claimed_by_agent_id = $2::text, lease_owner = $3::text, lease_epoch = t.lease_epoch + 1,
                 lease_expires_at = now() + make_interval(secs => $4::float8), updated_at = now(), run_id = $5::text
-         WHERE t.tenant_id = $1::text AND t.id = current_setting('bosun.claim') AND t.status = 'queued'
+         WHERE t.tenant_id = $1::text AND t.id = current_setting('bosun.claim') AND ${keyedStatus("t.status = 'queued'")}
            AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN tasks dt ON dt.tenant_id = d.tenant_id AND dt.id = d.depends_on_id
                            WHERE d.tenant_id = t.tenant_id AND d.task_id = t.id AND dt.status <> 'done')
          RETURNING t.id, t.title, t.body, t.status, t.claimed_by_agent_id, t.lease_epoch, t.lease_expires_at
@@ -281,7 +281,7 @@ export function claimNextRunStatements(p: {
        SELECT c.id, c.title, c.status, c.claimed_by_agent_id AS "claimedByAgentId", c.lease_epoch::float8 AS "leaseEpoch", c.lease_expires_at AS "leaseExpiresAt" FROM c`,
       [t, a, lit(p.leaseOwner), `'${Math.trunc(p.ttlSeconds)}'`, r, lit(p.run.traceparent), lit(JSON.stringify(p.run.limits))],
     ),
-    prepared("bosun_b_claimed_run", `SELECT ${RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND id = $2 AND status = 'running'`, [t, r]),
+    prepared("bosun_b_claimed_run", `SELECT ${RUN_COLUMNS} FROM runs WHERE tenant_id = $1 AND id = $2 AND ${keyedStatus("status = 'running'")}`, [t, r]),
   ];
 }
 

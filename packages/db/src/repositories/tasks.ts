@@ -9,6 +9,20 @@ export type TaskStatus = TaskRow["status"];
 /** Column values to set; SQL for database-side values (`now()`, a lease expiry). */
 export type TaskPatch = { [K in keyof TaskRow]?: TaskRow[K] | SQL };
 
+/**
+ * A status check for a prepared statement that finds its row by key, as `(cond) IS TRUE`:
+ * the same test, but the planner can neither use it as an index condition nor prove a partial
+ * index's predicate from it, so the primary key is the only index that fits. Otherwise a
+ * status index (tasks_status_idx, or the partial tasks_claim_order_idx, tasks_lease_idx,
+ * runs_active_idx) can look as cheap as the key whenever the statistics say that hardly
+ * any row has that status, as they do right after a burst of new tasks, until autovacuum
+ * analyzes the table again; and taken, it reads every queued task of the tenant, or every
+ * leased task of every tenant, for each claim or completion (test: key-lookups.test.ts).
+ * Prepared statements are what is at risk: a connection plans them once, generically, for
+ * any key; a one-off statement is planned for its actual key, and the key wins.
+ */
+export const keyedStatus = (cond: string) => `(${cond}) IS TRUE`;
+
 /** Statuses in which a claimant holds a lease. */
 export const LEASED_STATUSES = ["claimed", "in_progress"] as const satisfies TaskStatus[];
 /** Statuses a task never leaves. */
@@ -151,7 +165,7 @@ export const completeTaskStatement = (p: { tenantId: string; taskId: string; epo
     `WITH u AS (
        UPDATE tasks SET status = $3, result = $4::jsonb, lease_owner = NULL, lease_expires_at = NULL,
               completed_at = CASE WHEN $3 = 'done' THEN now() END, updated_at = now()
-       WHERE tenant_id = $1 AND id = $2 AND lease_epoch = $5 AND lease_owner = $6 AND status IN (${LEASED_STATUSES.map((x) => `'${x}'`).join(", ")})
+       WHERE tenant_id = $1 AND id = $2 AND lease_epoch = $5 AND lease_owner = $6 AND ${keyedStatus(`status IN (${LEASED_STATUSES.map((x) => `'${x}'`).join(", ")})`)}
        RETURNING 1)
      SELECT bosun_expect_one((SELECT count(*) FROM u), $7)`,
     [
