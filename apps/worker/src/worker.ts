@@ -21,7 +21,7 @@ import {
   wakeIdleForStaleTasks,
 } from "@bosun/core";
 import { repo, withSystem } from "@bosun/db";
-import { type JobName, type JobPayload, type Jobs, jobs as catalogue } from "@bosun/jobs";
+import { type JobDefinition, type JobName, type JobPayload, type Jobs, jobs as catalogue } from "@bosun/jobs";
 import nodemailer from "nodemailer";
 import type { Logger } from "pino";
 
@@ -111,7 +111,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       name,
       {
         batchSize: 1,
-        localConcurrency: opts.concurrency ?? 4,
+        localConcurrency: Math.min(opts.concurrency ?? 4, (catalogue[name] as JobDefinition).localConcurrency ?? Number.POSITIVE_INFINITY),
         pollingIntervalSeconds: 1,
         notifyPollingIntervalSeconds: 5,
         // A full batch means more are waiting: fetch again at once instead of after a poll.

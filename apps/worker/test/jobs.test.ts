@@ -4,7 +4,7 @@ import { createJobs, DEAD_LETTER_QUEUE, type Jobs } from "@bosun/jobs";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDb, type TestDb } from "../../../test/helpers/db";
-import { startWorker, type Worker } from "../src/worker";
+import { createRuntime, startWorker, type Worker } from "../src/worker";
 
 let db: TestDb;
 let producer: Jobs;
@@ -115,5 +115,21 @@ describe("dead letters", () => {
       return rows.find((r) => r.data.bogus === true) ?? null;
     });
     expect(dead.data).toEqual({ tenantId: T, bogus: true });
+  });
+});
+
+describe("pollers", () => {
+  it("polls each rare queue with one slot, and the agents' queues with one per slot of the worker's concurrency", async () => {
+    // Every slot is a pg-boss worker that queries Postgres each polling interval, idle or not.
+    const jobs = createJobs({ connectionString: db.url, role: "worker", max: 2 });
+    const services = createServices({ database: db.database, jobs, secureCookies: false });
+    const w = await startWorker({ jobs, services, logger: pino({ level: "silent" }), runtime: createRuntime(services, jobs), concurrency: 6, tickMs: 0 });
+    try {
+      const slots: Record<string, number> = {};
+      for (const x of jobs.boss.getWipData()) slots[x.name] = (slots[x.name] ?? 0) + 1;
+      expect(slots).toEqual({ "agent.wake": 6, "agent.dream": 6, "agent.schedule.sync": 1, "alert.send": 1, "costs.rollup": 1 });
+    } finally {
+      await w.stop();
+    }
   });
 });

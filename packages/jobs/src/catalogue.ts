@@ -13,6 +13,7 @@ export const jobs = {
       revision: z.number().int().positive(),
     }),
     queue: { policy: "standard", retryLimit: 5, retryDelay: 2, retryBackoff: true, expireInSeconds: 60 },
+    localConcurrency: 1,
     description: "Arms or disarms the scheduler for an agent after a revision is applied.",
   },
   "agent.wake": {
@@ -44,6 +45,7 @@ export const jobs = {
     // with jitter: most of an hour in all); the alert row, not the job, says whether it
     // was sent.
     queue: { policy: "standard", retryLimit: 10, retryDelay: 2, retryBackoff: true, expireInSeconds: 120 },
+    localConcurrency: 1,
     description: "Emails a budget alert (threshold crossed) over SMTP, once.",
   },
   "costs.rollup": {
@@ -51,6 +53,7 @@ export const jobs = {
     // `stately`: at most one queued and one running; the handler also takes an advisory
     // lock, so the daily rollups have a single writer however many workers tick.
     queue: { policy: "stately", retryLimit: 2, retryDelay: 5, retryBackoff: false, expireInSeconds: 600 },
+    localConcurrency: 1,
     description: "Rebuilds the daily cost rollups of the days the ledger touched since the last pass.",
   },
 } as const satisfies Record<string, JobDefinition>;
@@ -68,6 +71,12 @@ export interface JobDefinition {
     expireInSeconds: number;
     notify?: boolean;
   };
+  /**
+   * How many of this queue's jobs one worker process runs at once (default: the worker's
+   * concurrency). pg-boss polls once per slot: a queue whose jobs are rare and quick needs
+   * one, not a poller per slot querying Postgres every second while there is nothing to do.
+   */
+  localConcurrency?: number;
   description: string;
 }
 
