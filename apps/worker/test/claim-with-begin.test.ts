@@ -54,7 +54,7 @@ async function claimStatements(client: pg.PoolClient, runId: string, under = fen
 async function inTenantTx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const c = await db.database.pool.connect();
   try {
-    await c.query(`BEGIN; SELECT set_config('role', 'bosun_app', true), set_config('bosun.tenant_id', '${tenantId}', true)`);
+    await c.query(`BEGIN; SET LOCAL role bosun_app; SET LOCAL bosun.tenant_id = '${tenantId}'`);
     return await fn(c);
   } finally {
     await c.query("ROLLBACK");

@@ -154,7 +154,7 @@ describe("deferred audit events", () => {
       recording.stop();
     }
     // The transaction's BEGIN went with its first statement too (withTenant holds it back).
-    expect(sent[0]).toMatch(/^BEGIN; SELECT set_config\('role', 'bosun_app', true\), set_config\('bosun\.tenant_id', '[^']+', true\);\nSAVEPOINT first;\nSELECT 41 \+ 1 AS n$/);
+    expect(sent[0]).toMatch(/^BEGIN; SET LOCAL role bosun_app; SET LOCAL bosun\.tenant_id = '[^']+';\nSAVEPOINT first;\nSELECT 41 \+ 1 AS n$/);
     expect(sent.slice(1, 5)).toEqual([
       "SAVEPOINT second",
       "SELECT $1::int AS n",

@@ -97,7 +97,10 @@ const beginResults = (begin: string) => begin.split(";").length;
 
 function tenantBegin(tenantId: string): string {
   if (!TENANT_ID.test(tenantId)) throw new Error(`withTenant: malformed tenant id ${JSON.stringify(tenantId)}`);
-  return `BEGIN; SELECT set_config('role', 'bosun_app', true), set_config('bosun.tenant_id', '${tenantId}', true)`;
+  // SET LOCAL rather than a SELECT of set_config(): the same settings, but two utility
+  // commands return no rows, so the transaction's first round trip carries no result set
+  // to describe, send and parse (three times a task in the runtime).
+  return `BEGIN; SET LOCAL role bosun_app; SET LOCAL bosun.tenant_id = '${tenantId}'`;
 }
 
 /**
@@ -112,10 +115,11 @@ export async function tenantStatements(database: Database, tenantId: string, sta
   const b = renderBatch(client, statements);
   let broken = false;
   try {
-    // The PREPAREs, BEGIN, the settings, ..., COMMIT: the statements' results sit between them.
+    // The PREPAREs, BEGIN, the two settings, ..., COMMIT: the statements' results sit between them.
     const results = (await client.query([...b.sql.slice(0, b.skip), begin, ...b.sql.slice(b.skip), "COMMIT"].join(";\n"))) as unknown as pg.QueryResult[];
     b.done();
-    return results.slice(b.skip + 2, b.skip + 2 + statements.length);
+    const at = b.skip + beginResults(begin);
+    return results.slice(at, at + statements.length);
   } catch (err) {
     // A failed statement leaves the transaction aborted: end it before the client goes back.
     await client.query("ROLLBACK").catch(() => {
@@ -185,7 +189,7 @@ async function run<T>(database: Database, begin: string, statements: BatchStatem
   try {
     if (statements.length > 0) {
       // The PREPAREs the statements need, BEGIN and its settings, the statements: one round
-      // trip; theirs are the results after BEGIN's two.
+      // trip; theirs are the results after BEGIN's and its settings'.
       const b = renderBatch(client, statements);
       let begun: pg.QueryResult[];
       try {
@@ -195,7 +199,7 @@ async function run<T>(database: Database, begin: string, statements: BatchStatem
         throw err;
       }
       b.done();
-      check?.(begun.slice(b.skip + 2));
+      check?.(begun.slice(b.skip + beginResults(begin)));
     }
     const result = await fn(bindClient(client));
     const unsent = lazy?.end() ?? null;

@@ -247,12 +247,12 @@ describe("the BEGIN held back to the first statement", () => {
   it("goes in the first statement's round trip when that is a simple query, else just ahead of it; a transaction that runs nothing sends nothing", async () => {
     const recording = recordQueries();
     const sent = recording.sent;
-    // (set_config(..., true) lasts for the transaction: seeing it, the statement ran in it.)
+    // (SET LOCAL lasts for the transaction: seeing the settings, the statement ran in it.)
     const tenantOf = "SELECT current_setting('bosun.tenant_id') AS t, current_user AS u";
     try {
       const simple = await withTenant(db.database, T, (tx) => tx.$client.query(tenantOf));
       expect(simple.rows).toEqual([{ t: T, u: "bosun_app" }]);
-      expect(sent.splice(0)).toEqual([expect.stringMatching(/^BEGIN; SELECT set_config.*;\n/), "COMMIT"]);
+      expect(sent.splice(0)).toEqual([expect.stringMatching(/^BEGIN; SET LOCAL role bosun_app; SET LOCAL bosun\.tenant_id = '[^']+';\n/), "COMMIT"]);
       expect(sent.length).toBe(0);
 
       const params = await withTenant(db.database, T, (tx) => tx.$client.query(`${tenantOf}, $1::int AS p`, [7]));
