@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { type AgentRuntime, agentRuntime, createServices, type DomainServices, providerCache, runtimeSweep, scheduleTick, systemActor } from "@bosun/core";
-import { createDatabase, type Database } from "@bosun/db";
+import { createDatabase, type Database, repo, withTenant } from "@bosun/db";
 import { createJobs, type Jobs } from "@bosun/jobs";
 import { ModelError, type ModelProvider, type ModelRequest } from "@bosun/llm";
 import pino from "pino";
@@ -306,6 +306,25 @@ describe("leases and fencing", () => {
     const [t] = await q<{ run_id: string }>(`SELECT run_id FROM tasks WHERE id = $1`, [task.id]);
     const steps = await q<{ kind: string; name: string }>(`SELECT kind, name FROM steps WHERE run_id = $1 ORDER BY seq`, [t!.run_id]);
     expect(steps.filter((s) => s.name === "create_task")).toHaveLength(1);
+  });
+});
+
+describe("steps as written", () => {
+  it("hands each step to afterStep exactly as it is stored, though its write returns only its time", async () => {
+    // The model's step goes with the turn's BEGIN, the tool's with its COMMIT; neither is
+    // read back (writtenStep builds the row from what was sent).
+    const agent = await apply("step-echo", { script: [{ call: "complete_task", input: { result: { summary: "done", n: 2, nested: { ok: true } } } }] });
+    const task = await createTask("echo my steps", { assignee: "step-echo" });
+    const seen: unknown[] = [];
+    await runtimeFor(db.database, producer, "w-steps", { afterStep: (st) => void seen.push(st) }).wake({ tenantId, agentId: agent.id });
+    const [t] = await q<{ run_id: string; status: string }>(`SELECT run_id, status FROM tasks WHERE id = $1`, [task.id]);
+    expect(t!.status).toBe("done");
+    const stored = await withTenant(db.database, tenantId, (tx) => repo.runtime.listSteps(tx, { tenantId, runId: t!.run_id }));
+    expect(stored.map((st) => [st.kind, st.name])).toEqual([
+      ["llm", "scripted-small"],
+      ["tool", "complete_task"],
+    ]);
+    expect(seen).toEqual(stored);
   });
 });
 

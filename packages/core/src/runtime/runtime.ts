@@ -638,11 +638,12 @@ export function agentRuntime(deps: RuntimeDeps) {
       const closesTask = merge && task !== undefined && (firstUse.name === "complete_task" || firstUse.name === "fail_task");
       // What goes with the BEGIN (after the fence), and where each one's result is.
       const withBegin: BatchStatement[] = [];
+      const firstLlmStep = llmStep(steps.length);
       const send = (st: BatchStatement) => withBegin.push(st) - 1;
       const at = {
         policies: merge ? send(repo.governance.policiesForAgentRead(f.tenantId, f.agentId)) : undefined,
         current: merge ? send(rt.runStatusRead(f.tenantId, run.id)) : undefined,
-        step: stepWithBegin ? send(rt.insertStepAndUpdateRunStatement(llmStep(steps.length), llmPatch, f)) : undefined,
+        step: stepWithBegin ? send(rt.insertStepAndUpdateRunStatement(firstLlmStep, llmPatch, f)) : undefined,
         charge: settleFirst ? send(settleFirst.statement) : undefined,
         lock: settleFirst && closesTask ? send(repo.lockTaskForWriteStatement({ tenantId: f.tenantId, taskId: task!.id })) : undefined,
       };
@@ -650,7 +651,7 @@ export function agentRuntime(deps: RuntimeDeps) {
         const policies = at.policies === undefined ? undefined : reads[at.policies];
         const current = at.current === undefined ? undefined : reads[at.current];
         const seq0 = steps.length + (await recordRejected(tx, f, run, steps.length, response.rejected));
-        const s = at.step === undefined ? await rt.insertStepAndUpdateRun(tx, llmStep(seq0), llmPatch) : (reads[at.step]!.rows[0] as StepRow);
+        const s = at.step === undefined ? await rt.insertStepAndUpdateRun(tx, llmStep(seq0), llmPatch) : rt.writtenStep(firstLlmStep, reads[at.step])!;
         // The charge is written with the step, under the same fence: a step that exists
         // has been paid for, and a replayed step finds its charge by key.
         if (settleFirst) await settleFirst.finish(tx, reads[at.charge!]!);
@@ -910,8 +911,9 @@ export function agentRuntime(deps: RuntimeDeps) {
         const r = await gateway.complete(tx, prepared, answer);
         // The step and its count go with the COMMIT (nothing after them reads them back):
         // a replayed step's conflict fails the COMMIT, and with it the whole transaction.
-        await deferWrite(tx, rt.insertStepAndUpdateRunPrepared(base(r.status, r.output), { addSteps: 1 }), (res) => {
-          written.later.row = res.rows[0] as StepRow;
+        const step = base(r.status, r.output);
+        await deferWrite(tx, rt.insertStepAndUpdateRunPrepared(step, { addSteps: 1 }), (res) => {
+          written.later.row = rt.writtenStep(step, res) ?? undefined;
         });
       }).catch(async (err: unknown) => {
         await gateway.release(prepared);
@@ -979,18 +981,10 @@ export function agentRuntime(deps: RuntimeDeps) {
           // The step, its count and the run's end in one statement, with the COMMIT (nothing
           // after it reads the step or the run back; the fence is held); endRun does the rest.
           const s: LaterStep = { later: {} };
-          await deferWrite(
-            tx,
-            rt.insertStepAndUpdateRunPrepared(base("ok", { content: use.name === "complete_task" ? "task completed" : "task failed" }), {
-              status,
-              ended: true,
-              ...out,
-              addSteps: 1,
-            }),
-            (r) => {
-              s.later.row = r.rows[0] as StepRow;
-            },
-          );
+          const step = base("ok", { content: use.name === "complete_task" ? "task completed" : "task failed" });
+          await deferWrite(tx, rt.insertStepAndUpdateRunPrepared(step, { status, ended: true, ...out, addSteps: 1 }), (r) => {
+            s.later.row = rt.writtenStep(step, r) ?? undefined;
+          });
           await endRun(tx, f, run, status, out, { runUpdated: true, descriptor: call.descriptor, ...(title === undefined ? {} : { taskTitle: title }) });
           outcome = "finished";
           return s;

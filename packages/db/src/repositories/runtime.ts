@@ -440,13 +440,28 @@ export async function insertStepAndUpdateRun(db: Db, s: Omit<StepRow, "createdAt
 const INSERT_STEP_UPDATE_RUN = `WITH step AS (${STEP_INSERT}), run AS (${runUpdate(18)}) SELECT * FROM step`;
 
 /**
+ * What the runtime's own step writes (the model's step, a tool's step with the COMMIT)
+ * return: the one column the database fills in. The caller has every other value
+ * (`writtenStep` puts them together); echoing them back made Postgres serialize and Node
+ * parse each step's input, which for a model's step is the whole prompt it was sent.
+ */
+const STEP_WRITTEN = `created_at AS "createdAt"`;
+
+/** The step `s` as written, from a STEP_WRITTEN result (null when nothing was written: a lost lease). */
+export function writtenStep(s: Omit<StepRow, "createdAt">, r: pg.QueryResult | undefined): StepRow | null {
+  const row = r?.rows[0] as { createdAt: Date } | undefined;
+  // Absent input or output is stored as JSON null (stepValues), and read back as null.
+  return row ? { ...s, input: s.input ?? null, output: s.output ?? null, createdAt: row.createdAt } : null;
+}
+
+/**
  * insertStepAndUpdateRun as a prepared statement, for a transaction whose fence is held
  * (its session row locked since the BEGIN): to send with its COMMIT (a run's last step).
  */
 export const insertStepAndUpdateRunPrepared = (s: Omit<StepRow, "createdAt">, patch: RunPatch): PreparedStatement =>
   prepared(
     "bosun_b_insert_step_update_run_held",
-    INSERT_STEP_UPDATE_RUN,
+    `WITH step AS (${STEP_INSERT.replace(`RETURNING ${STEP_COLUMNS}`, `RETURNING ${STEP_WRITTEN}`)}), run AS (${runUpdate(18)}) SELECT * FROM step`,
     [...stepValues(s), ...runUpdateValues(s.tenantId, s.runId, patch)].map((v) => literalOf(v)),
   );
 
@@ -455,7 +470,7 @@ export const insertStepAndUpdateRunPrepared = (s: Omit<StepRow, "createdAt">, pa
  * its fence (the model's step, whose values are known before its transaction starts): it
  * writes only while `f`'s lease holds, so a worker that lost the lease writes nothing and
  * learns it from the fence (LeaseLostError) rather than from the new holder's step. Its
- * result's row is the step (none when the lease was lost).
+ * result is STEP_WRITTEN's (`writtenStep` makes the step of it; none when the lease was lost).
  */
 export function insertStepAndUpdateRunStatement(s: Omit<StepRow, "createdAt">, patch: RunPatch, f: Fence): PreparedStatement {
   return prepared(
@@ -466,7 +481,7 @@ export function insertStepAndUpdateRunStatement(s: Omit<StepRow, "createdAt">, p
        SELECT $1::text, $2::text, $3::timestamptz, $4::int, $5::text, $6::text, $7::text, $8::jsonb, $9::jsonb, $10::text, $11::text,
               $12::bigint, $13::bigint, $14::bigint, $15::bigint, $16::bigint, $17::bigint
        WHERE EXISTS (SELECT 1 FROM agent_sessions WHERE tenant_id = $1::text AND agent_id = $31::text AND lease_owner = $32::text AND lease_epoch = $33::bigint)
-       RETURNING ${STEP_COLUMNS}),
+       RETURNING ${STEP_WRITTEN}),
      run AS (${runUpdate(18)} AND EXISTS (SELECT 1 FROM step))
      SELECT * FROM step`,
     [...stepValues(s), ...runUpdateValues(s.tenantId, s.runId, patch), f.agentId, f.owner, Math.trunc(f.epoch)].map((v) => literalOf(v)),
