@@ -123,3 +123,15 @@ export function newestById<T extends { id: string; updatedAt: string }>(rows: T[
   }
   return [...byId.values()];
 }
+
+/**
+ * Every task in one of `statuses`, read one status after another in the order given (the
+ * lifecycle's): a task that moves on meanwhile (in progress, then in review) is found by a
+ * later request, where requests sent at once could each miss it (the in-review one answered
+ * before it got there, the in-progress one after it left). Found by two, it is kept once.
+ */
+export async function tasksInStatuses<T extends { id: string; updatedAt: string }>(statuses: readonly string[], page: (status: string) => Promise<{ items: T[] }>): Promise<T[]> {
+  const items: T[] = [];
+  for (const s of statuses) items.push(...(await page(s)).items);
+  return newestById(items);
+}

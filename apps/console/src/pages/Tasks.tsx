@@ -2,7 +2,7 @@ import type { TaskStatus } from "@bosun/contracts";
 import { type FormEvent, useState } from "react";
 import { api, type Page, type Task } from "../api";
 import { Badge, ErrorBanner, LiveBadge, Loading, PageHeader, TimeAgo, useTitle } from "../components";
-import { newestById } from "../format";
+import { tasksInStatuses } from "../format";
 import { useAction, useLoad } from "../hooks";
 import { Link, setQuery, useLocation } from "../router";
 import { useAgentName, useSession } from "../session";
@@ -203,9 +203,10 @@ function CreateTaskForm({ onCreated, onCancel }: { onCreated(t: { id: string; ti
   const [reviewer, setReviewer] = useState("");
   const [maxAttempts, setMaxAttempts] = useState(3);
   const action = useAction();
-  // One request per status: a task that moved on between two of them (in progress, then in
-  // review) comes back from both; it is offered once, as it is now.
-  const open = useLoad("open-tasks", async () => newestById((await Promise.all(OPEN.map((s) => api.tasks({ status: s, limit: 50 })))).flatMap((p) => p.items)));
+  // One status after another in the lifecycle's order (tasksInStatuses). A task sent back
+  // (changes requested, an expired lease) can still slip between two requests: the list is
+  // read again every few seconds while the form is open.
+  const open = useLoad("open-tasks", () => tasksInStatuses(OPEN, (status) => api.tasks({ status, limit: 50 })), { pollMs: 3000 });
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
