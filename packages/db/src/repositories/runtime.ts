@@ -409,9 +409,10 @@ const STEP_COLUMNS = `tenant_id AS "tenantId", run_id AS "runId", run_created_at
   provider, model, input_tokens AS "inputTokens", cache_read_tokens AS "cacheReadTokens", cache_write_tokens AS "cacheWriteTokens",
   output_tokens AS "outputTokens", latency_ms AS "latencyMs", lease_epoch::float8 AS "leaseEpoch", created_at AS "createdAt"`;
 
-const STEP_INSERT = `INSERT INTO steps (tenant_id, run_id, run_created_at, seq, kind, name, status, input, output, provider, model,
+const stepInsert = (returning: string) => `INSERT INTO steps (tenant_id, run_id, run_created_at, seq, kind, name, status, input, output, provider, model,
                         input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, latency_ms, lease_epoch)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) RETURNING ${STEP_COLUMNS}`;
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) RETURNING ${returning}`;
+const STEP_INSERT = stepInsert(STEP_COLUMNS);
 
 const stepValues = (s: Omit<StepRow, "createdAt">) => [
   s.tenantId, s.runId, s.runCreatedAt, s.seq, s.kind, s.name, s.status, JSON.stringify(s.input ?? null), JSON.stringify(s.output ?? null),
@@ -461,7 +462,7 @@ export function writtenStep(s: Omit<StepRow, "createdAt">, r: pg.QueryResult | u
 export const insertStepAndUpdateRunPrepared = (s: Omit<StepRow, "createdAt">, patch: RunPatch): PreparedStatement =>
   prepared(
     "bosun_b_insert_step_update_run_held",
-    `WITH step AS (${STEP_INSERT.replace(`RETURNING ${STEP_COLUMNS}`, `RETURNING ${STEP_WRITTEN}`)}), run AS (${runUpdate(18)}) SELECT * FROM step`,
+    `WITH step AS (${stepInsert(STEP_WRITTEN)}), run AS (${runUpdate(18)}) SELECT * FROM step`,
     [...stepValues(s), ...runUpdateValues(s.tenantId, s.runId, patch)].map((v) => literalOf(v)),
   );
 
