@@ -552,14 +552,13 @@ export async function lockExpiredLeases(db: Db, { tenantId, now, limit }: { tena
 }
 
 /**
- * A queued `agent.wake` exists for the agent (`tenant`, `agent` are SQL expressions): the
- * row pg-boss's singleton index `job_i1` holds for the key `wakeKey` builds, so one index probe.
+ * The agent has a wake queued (`tenant`, `agent` are SQL expressions; the row `j` of
+ * pgboss.job): the row pg-boss's singleton index `job_i1` holds for the key `wakeKey`
+ * builds, so one index probe. The condition, for an EXISTS (wakeQueued) or a scalar lookup.
  */
-/** The agent has a wake queued (pgboss.job `j`): the condition, for an EXISTS or a scalar lookup. */
 const WAKE_QUEUED_WHERE = (tenant: string, agent: string) =>
   `j.name = 'agent.wake' AND j.state = 'created' AND j.policy = 'short' AND COALESCE(j.singleton_key, '') = ${tenant} || ':' || ${agent}`;
 const wakeQueued = (tenant: string, agent: string) => `EXISTS (SELECT 1 FROM pgboss.job j WHERE ${WAKE_QUEUED_WHERE(tenant, agent)})`;
-
 
 /** A session `s` (LEFT JOINed: no row is idle too) with no live lease. */
 const SESSION_IDLE = `(s.lease_owner IS NULL OR s.lease_expires_at < now())`;
