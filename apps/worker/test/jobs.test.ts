@@ -133,3 +133,45 @@ describe("pollers", () => {
     }
   });
 });
+
+describe("the app role's grants on pg-boss's schema", () => {
+  /** When each catalog row the grants write was last written (a GRANT rewrites it even when nothing changes). */
+  const catalogRows = async () =>
+    (
+      await db.database.pool.query(
+        `SELECT (SELECT xmin::text FROM pg_namespace WHERE nspname = 'pgboss') AS schema,
+                (SELECT string_agg(c.relname || ':' || c.xmin::text, ',' ORDER BY c.oid) FROM pg_class c WHERE c.relnamespace = 'pgboss'::regnamespace) AS relations,
+                (SELECT string_agg(d.xmin::text, ',' ORDER BY d.oid) FROM pg_default_acl d WHERE d.defaclnamespace = 'pgboss'::regnamespace) AS defaults`,
+      )
+    ).rows[0];
+  const startAndStop = async () => {
+    const jobs = createJobs({ connectionString: db.url, role: "producer", max: 1 });
+    await jobs.start();
+    await jobs.stop({ graceful: false, timeout: 1000 });
+  };
+
+  it("are not written again by a process that starts when they are in place (a changed schema row drops every cached plan)", async () => {
+    const before = await catalogRows();
+    expect(before.schema).toBeTruthy();
+    await startAndStop();
+    expect(await catalogRows()).toEqual(before);
+  });
+
+  it("are given again where one is missing", async () => {
+    const has = async () =>
+      (
+        await db.database.pool.query(
+          `SELECT has_table_privilege('bosun_app', 'pgboss.job', 'INSERT') AS insert,
+                  has_schema_privilege('bosun_app', 'pgboss', 'USAGE') AS usage,
+                  EXISTS (SELECT 1 FROM pg_default_acl d, aclexplode(d.defaclacl) a
+                          WHERE d.defaclnamespace = 'pgboss'::regnamespace AND d.defaclobjtype = 'r' AND a.grantee = 'bosun_app'::regrole AND a.privilege_type = 'UPDATE') AS "defaultUpdate"`,
+        )
+      ).rows[0];
+    expect(await has()).toEqual({ insert: true, usage: true, defaultUpdate: true });
+    await db.database.pool.query(`REVOKE INSERT ON pgboss.job FROM bosun_app; REVOKE USAGE ON SCHEMA pgboss FROM bosun_app;
+      ALTER DEFAULT PRIVILEGES IN SCHEMA pgboss REVOKE UPDATE ON TABLES FROM bosun_app`);
+    expect(await has()).toEqual({ insert: false, usage: false, defaultUpdate: false });
+    await startAndStop();
+    expect(await has()).toEqual({ insert: true, usage: true, defaultUpdate: true });
+  });
+});
