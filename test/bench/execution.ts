@@ -109,15 +109,16 @@ try {
   // one-tenant pass slower than four tenants). In production autovacuum analyzes a table
   // within a minute of its first rows, which replaces those plans; the bench does that
   // now, so that it measures what a database in use sees.
-  if (WARMUP > 0) {
-    const warm = await startPathWorker();
+  async function warmUp(n: number, label: string, running?: Awaited<ReturnType<typeof startPathWorker>>) {
+    const warm = running ?? (await startPathWorker());
     const before = await doneCount();
-    for (let i = 0; i < WARMUP; i += 50) {
-      await Promise.all(Array.from({ length: Math.min(50, WARMUP - i) }, (_, j) => createFor([actor, ...spread][(i + j) % (1 + spread.length)]!, `warm-up ${i + j}`)));
+    for (let i = 0; i < n; i += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, n - i) }, (_, j) => createFor([actor, ...spread][(i + j) % (1 + spread.length)]!, `${label} ${i + j}`)));
     }
-    while ((await doneCount()) - before < WARMUP) await new Promise((r) => setTimeout(r, 100));
-    await warm.stop();
+    while ((await doneCount()) - before < n) await new Promise((r) => setTimeout(r, 100));
+    if (!running) await warm.stop();
   }
+  if (WARMUP > 0) await warmUp(WARMUP, "warm-up");
   await database.pool.query("ANALYZE");
 
   // 1a. Raw pg-boss: send N jobs, workers fetch and complete each. Two baselines: at its
@@ -215,10 +216,26 @@ try {
   // Measured before and after the one-tenant pass, and averaged: the VM's speed drifts
   // over a minute, and a baseline taken on one side only moves the ratio with it.
   const rawSameBefore = await rawSame("bench.raw.same");
-
+  // Each measured pass starts on a vacuumed database, so that autovacuum does not clean
+  // up one pass's rows in the middle of the next: it visits a database once a minute and
+  // then vacuums and analyzes every table that changed, and in runs of 2,000 tasks it
+  // landed in the baseline's second pass, which came out a third slower than its first.
+  const vacuum = () => database.pool.query("VACUUM");
+  await vacuum();
+  // A VACUUM or ANALYZE invalidates every cached plan, and so does a worker's start (its
+  // GRANTs on pg-boss's schema: see packages/jobs); each of the pool's connections then
+  // plans each prepared statement again the first time it runs it, up to a few
+  // milliseconds each under load (the wake choice), ~25 statements on 16 connections:
+  // ~0.8 ms of server time per task over a 500-task pass that began so, by
+  // pg_stat_statements. A database in use pays that once a connection after such an event,
+  // not once every 500 tasks: the measured worker is started first, then a second, shorter
+  // warm-up pays it. (pg-boss's statements are unnamed, planned at every call: that is in
+  // its figures, as it is in production.)
+  //
   // 1b. The whole path, on one tenant's fleet, then on the same number of agents spread
   // over TENANTS tenants (each tenant's audited writes are ordered by its hash chain).
   const worker = await startPathWorker();
+  if (WARMUP > 0) await warmUp(Math.ceil(WARMUP / 2), "warm-up after vacuum", worker);
   async function path(actors: (typeof actor)[]) {
     const before = await doneCount();
     // Wall-clock times (the database's clock is this machine's): the end is the last
@@ -270,17 +287,15 @@ try {
     await writeFile(process.env.BENCH_CPU_PROFILE!, JSON.stringify(taken));
     cpuProfile.disconnect();
   }
-  const rawSameAfter = await rawSame("bench.raw.same.after");
-  const rawSameSecs = (rawSameBefore.secs + rawSameAfter.secs) / 2;
-  const rawSameBusy = (rawSameBefore.busy + rawSameAfter.busy) / 2;
-  const rawSameWal = (rawSameBefore.wal + rawSameAfter.wal) / 2;
+  // BENCH_PROFILE's figures are read before the baseline's second pass, so that they count
+  // the path's statements, rows and WAL alone.
   if (statStatements) {
     const r = await database.pool.query(
-      `SELECT calls, total_exec_time + total_plan_time AS total_exec_time, total_plan_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS q FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time + total_plan_time DESC LIMIT 30`,
+      `SELECT calls, plans, total_exec_time + total_plan_time AS total_exec_time, total_plan_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS q FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time + total_plan_time DESC LIMIT 30`,
     );
     const total = r.rows.reduce((n, x) => n + Number(x.total_exec_time), 0);
     console.log(`\nserver execution time: ${(total / TASKS).toFixed(2)} ms per task (top 30 statements)`);
-    for (const x of r.rows) console.log(`${(Number(x.total_exec_time) / TASKS).toFixed(3).padStart(7)} ms/task (plan ${(Number(x.total_plan_time) / TASKS).toFixed(3)}) ${(Number(x.calls) / TASKS).toFixed(2).padStart(6)}/task  ${x.q}`);
+    for (const x of r.rows) console.log(`${(Number(x.total_exec_time) / TASKS).toFixed(3).padStart(7)} ms/task (plan ${(Number(x.total_plan_time) / TASKS).toFixed(3)}) ${(Number(x.calls) / TASKS).toFixed(2).padStart(6)}/task ${(Number(x.plans) / TASKS).toFixed(2).padStart(6)} plans/task  ${x.q}`);
   }
   if (PROFILE) {
     await new Promise((r) => setTimeout(r, 1500)); // backends report their counts within a second
@@ -315,7 +330,17 @@ try {
     console.log(`\n${total} statements, ${(total / TASKS).toFixed(1)} per task:`);
     for (const [text, v] of rows.slice(0, 40)) console.log(`${(v.n / TASKS).toFixed(2).padStart(6)}/task ${(v.ms / v.n).toFixed(1).padStart(6)} ms  ${text}`);
   }
-  const spreadSecs = TENANTS > 1 ? await path(spread) : Number.NaN;
+  await vacuum();
+  const rawSameAfter = await rawSame("bench.raw.same.after");
+  const rawSameSecs = (rawSameBefore.secs + rawSameAfter.secs) / 2;
+  const rawSameBusy = (rawSameBefore.busy + rawSameAfter.busy) / 2;
+  const rawSameWal = (rawSameBefore.wal + rawSameAfter.wal) / 2;
+  let spreadSecs = Number.NaN;
+  if (TENANTS > 1) {
+    await vacuum();
+    if (WARMUP > 0) await warmUp(Math.ceil(WARMUP / 2), "warm-up after vacuum", worker);
+    spreadSecs = await path(spread);
+  }
 
   // 2. Wake latency, one task at a time on an idle fleet.
   const latencies: number[] = [];
