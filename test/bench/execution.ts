@@ -222,15 +222,14 @@ try {
   // landed in the baseline's second pass, which came out a third slower than its first.
   const vacuum = () => database.pool.query("VACUUM");
   await vacuum();
-  // A VACUUM or ANALYZE invalidates every cached plan, and so does a worker's start (its
-  // GRANTs on pg-boss's schema: see packages/jobs); each of the pool's connections then
-  // plans each prepared statement again the first time it runs it, up to a few
-  // milliseconds each under load (the wake choice), ~25 statements on 16 connections:
-  // ~0.8 ms of server time per task over a 500-task pass that began so, by
-  // pg_stat_statements. A database in use pays that once a connection after such an event,
-  // not once every 500 tasks: the measured worker is started first, then a second, shorter
-  // warm-up pays it. (pg-boss's statements are unnamed, planned at every call: that is in
-  // its figures, as it is in production.)
+  // A VACUUM or ANALYZE invalidates every cached plan (so would a GRANT: see packages/jobs'
+  // grantQueueAccess), and each of the pool's connections then plans each prepared
+  // statement again the first time it runs it, up to a few milliseconds each under load
+  // (the wake choice), ~25 statements on 16 connections: ~0.8 ms of server time per task
+  // over a 500-task pass that began so, by pg_stat_statements. A database in use pays that
+  // once a connection after such an event, not once every 500 tasks: the measured worker
+  // is started first, then a second, shorter warm-up pays it. (pg-boss's statements are
+  // unnamed, planned at every call: that is in its figures, as it is in production.)
   //
   // 1b. The whole path, on one tenant's fleet, then on the same number of agents spread
   // over TENANTS tenants (each tenant's audited writes are ordered by its hash chain).
