@@ -26,6 +26,11 @@ const AGENTS = Number(process.env.BENCH_AGENTS ?? 8);
 const WORKER_CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 /** The multi-tenant pass: the same agents spread over this many tenants (1: skipped). */
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 4);
+/**
+ * One-tenant passes, each between two baseline passes (BENCH_ROUNDS + 1 of those): the
+ * figures are the medians. On a shared VM a single pair moved by a third from run to run.
+ */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 /** BENCH_PROFILE=1: count the statements of the whole-path phase by their first words. */
 const PROFILE = process.env.BENCH_PROFILE === "1";
 const profile = new Map<string, { n: number; ms: number }>();
@@ -213,8 +218,8 @@ try {
     const secs = await rawOneByOne(queue);
     return { secs, busy: (await busyMs()) - busyFrom, wal: await walSince(walFrom) };
   }
-  // Measured before and after the one-tenant pass, and averaged: the VM's speed drifts
-  // over a minute, and a baseline taken on one side only moves the ratio with it.
+  // Measured before and after each one-tenant pass (ROUNDS of them), and averaged: the VM's
+  // speed drifts over a minute, and a baseline taken on one side only moves the ratio with it.
   const rawSameBefore = await rawSame("bench.raw.same");
   // Each measured pass starts on a vacuumed database, so that autovacuum does not clean
   // up one pass's rows in the middle of the next: it visits a database once a minute and
@@ -329,11 +334,34 @@ try {
     console.log(`\n${total} statements, ${(total / TASKS).toFixed(1)} per task:`);
     for (const [text, v] of rows.slice(0, 40)) console.log(`${(v.n / TASKS).toFixed(2).padStart(6)}/task ${(v.ms / v.n).toFixed(1).padStart(6)} ms  ${text}`);
   }
-  await vacuum();
-  const rawSameAfter = await rawSame("bench.raw.same.after");
-  const rawSameSecs = (rawSameBefore.secs + rawSameAfter.secs) / 2;
-  const rawSameBusy = (rawSameBefore.busy + rawSameAfter.busy) / 2;
-  const rawSameWal = (rawSameBefore.wal + rawSameAfter.wal) / 2;
+  // The other rounds: a baseline pass, then a one-tenant pass, each on a vacuumed
+  // database (and the path's plans made again after the VACUUM), then the last baseline.
+  const raws = [rawSameBefore];
+  const paths = [{ secs: pathSecs, busy: pathBusy, wal: pathWal }];
+  for (let r = 1; r <= ROUNDS; r++) {
+    await vacuum();
+    raws.push(await rawSame(`bench.raw.same.${r}`));
+    if (r === ROUNDS) break;
+    await vacuum();
+    if (WARMUP > 0) await warmUp(Math.ceil(WARMUP / 2), "warm-up after vacuum", worker);
+    const walFrom = await walLsn();
+    const busyFrom = await busyMs();
+    const secs = await path([actor]);
+    paths.push({ secs, busy: (await busyMs()) - busyFrom, wal: await walSince(walFrom) });
+  }
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  // Each one-tenant pass against the mean of the baseline passes either side of it.
+  const rounds = paths.map((p, i) => {
+    const raw = { secs: (raws[i]!.secs + raws[i + 1]!.secs) / 2, busy: (raws[i]!.busy + raws[i + 1]!.busy) / 2 };
+    return { ratio: raw.secs / p.secs, cpuRatio: raw.busy / p.busy };
+  });
+  const rawSameSecs = median(raws.map((r) => r.secs));
+  const rawSameBusy = median(raws.map((r) => r.busy));
+  const rawSameWal = median(raws.map((r) => r.wal));
+  const pathMedianSecs = median(paths.map((p) => p.secs));
   let spreadSecs = Number.NaN;
   if (TENANTS > 1) {
     await vacuum();
@@ -432,23 +460,31 @@ try {
   console.log(`\nExecution plane (Postgres: ${server.kind})`);
   const rate = (secs: number) => (TASKS / secs).toFixed(0).padStart(6);
   console.log(`raw pg-boss send→work→complete     ${rate(rawSecs)} jobs/s  (${TASKS} jobs, batches of 20, 4 at a time)`);
+  const list = (xs: number[], f: (x: number) => string) => xs.map(f).join(", ");
   console.log(
-    `raw pg-boss, worker's concurrency  ${rate(rawSameSecs)} jobs/s  (${TASKS} jobs, 1 per fetch, ${WORKER_CONCURRENCY} at a time; ` +
-      `${rate(rawSameBefore.secs).trim()} before the one-tenant pass, ${rate(rawSameAfter.secs).trim()} after, averaged)`,
+    `raw pg-boss, worker's concurrency  ${rate(rawSameSecs)} jobs/s  (${TASKS} jobs, 1 per fetch, ${WORKER_CONCURRENCY} at a time; median of ${raws.length} passes: ` +
+      `${list(raws.map((r) => r.secs), (x) => rate(x).trim())})`,
   );
-  console.log(`Bosun create→wake→claim→model→done ${rate(pathSecs)} tasks/s (${TASKS} tasks, ${AGENTS} agents of 1 tenant, 1 worker × ${WORKER_CONCURRENCY})`);
-  if (TENANTS > 1) console.log(`Bosun, the same over ${TENANTS} tenants   ${rate(spreadSecs)} tasks/s (${TASKS} tasks, ${spread.length * Math.max(1, Math.round(AGENTS / TENANTS))} agents)`);
   console.log(
-    `ratio ${(rawSameSecs / pathSecs).toFixed(2)} of like-for-like raw pg-boss, ${(rawSecs / pathSecs).toFixed(2)} of batched (target ≥ 0.50)` +
-      (TENANTS > 1 ? `; over ${TENANTS} tenants ${(rawSameSecs / spreadSecs).toFixed(2)} / ${(rawSecs / spreadSecs).toFixed(2)}` : ""),
+    `Bosun create→wake→claim→model→done ${rate(pathMedianSecs)} tasks/s (${TASKS} tasks, ${AGENTS} agents of 1 tenant, 1 worker × ${WORKER_CONCURRENCY}; ` +
+      `median of ${paths.length} passes: ${list(paths.map((p) => p.secs), (x) => rate(x).trim())})`,
   );
-  console.log(`WAL written: ${(pathWal / TASKS / 1024).toFixed(1)} kB per task, like-for-like pg-boss ${(rawSameWal / TASKS / 1024).toFixed(1)} kB per job`);
+  if (TENANTS > 1) console.log(`Bosun, the same over ${TENANTS} tenants   ${rate(spreadSecs)} tasks/s (${TASKS} tasks, ${spread.length * Math.max(1, Math.round(AGENTS / TENANTS))} agents, one pass)`);
+  const ratios = rounds.map((r) => r.ratio);
+  console.log(
+    `ratio ${median(ratios).toFixed(2)} of like-for-like raw pg-boss (median; each pass against the baseline passes either side of it: ${list(ratios, (x) => x.toFixed(2))}), ` +
+      `${(rawSecs / pathMedianSecs).toFixed(2)} of batched (target ≥ 0.50)` +
+      (TENANTS > 1 ? `; over ${TENANTS} tenants ${(raws.at(-1)!.secs / spreadSecs).toFixed(2)} of the last baseline pass / ${(rawSecs / spreadSecs).toFixed(2)}` : ""),
+  );
+  console.log(`WAL written: ${(median(paths.map((p) => p.wal)) / TASKS / 1024).toFixed(1)} kB per task, like-for-like pg-boss ${(rawSameWal / TASKS / 1024).toFixed(1)} kB per job`);
   // The machine's CPU time (every process: Node, Postgres, the kernel) per task and per job:
   // steadier from run to run than the rates on a shared VM, and what the rates come down to
   // when the machine is busy.
   if (!Number.isNaN(pathBusy)) {
+    const cpuRatios = rounds.map((r) => r.cpuRatio);
     console.log(
-      `CPU time, whole machine: ${(pathBusy / TASKS).toFixed(2)} ms per task (one tenant), like-for-like pg-boss ${(rawSameBusy / TASKS).toFixed(2)} ms per job (ratio ${(rawSameBusy / pathBusy).toFixed(2)})`,
+      `CPU time, whole machine: ${(median(paths.map((p) => p.busy)) / TASKS).toFixed(2)} ms per task (one tenant), like-for-like pg-boss ${(rawSameBusy / TASKS).toFixed(2)} ms per job ` +
+        `(ratio ${median(cpuRatios).toFixed(2)}, by pass: ${list(cpuRatios, (x) => x.toFixed(2))})`,
     );
   }
   console.log(`wake latency, task created → run started: p50 ${pct(latencies, 50)} ms, p99 ${pct(latencies, 99)} ms (target p50 < 50 ms)`);
