@@ -291,8 +291,8 @@ try {
     await writeFile(process.env.BENCH_CPU_PROFILE!, JSON.stringify(taken));
     cpuProfile.disconnect();
   }
-  // BENCH_PROFILE's figures are read before the baseline's second pass, so that they count
-  // the path's statements, rows and WAL alone.
+  // BENCH_PROFILE's figures are read before any other pass, so that they count the first
+  // one-tenant pass's statements, rows and WAL alone.
   if (statStatements) {
     const r = await database.pool.query(
       `SELECT calls, plans, total_exec_time + total_plan_time AS total_exec_time, total_plan_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS q FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time + total_plan_time DESC LIMIT 30`,
