@@ -128,7 +128,7 @@ const MISSING_GRANTS = `
     WHERE d.defaclnamespace = n.oid AND d.defaclrole = current_user::regrole AND a.grantee = 'bosun_app'::regrole)
   SELECT NOT has_schema_privilege('bosun_app', $1, 'USAGE') AS schema,
     EXISTS (SELECT 1 FROM pg_class c, n, unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) p
-            WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v') AND NOT has_table_privilege('bosun_app', c.oid, p)) AS tables,
+            WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT has_table_privilege('bosun_app', c.oid, p)) AS tables,
     EXISTS (SELECT 1 FROM pg_class c, n, unnest(ARRAY['USAGE', 'SELECT']) p
             WHERE c.relnamespace = n.oid AND c.relkind = 'S' AND NOT has_sequence_privilege('bosun_app', c.oid, p)) AS sequences,
     EXISTS (SELECT 1 FROM pg_proc f, n WHERE f.pronamespace = n.oid AND NOT has_function_privilege('bosun_app', f.oid, 'EXECUTE')) AS functions,
