@@ -234,7 +234,6 @@ try {
   // then vacuums and analyzes every table that changed, and in runs of 2,000 tasks it
   // landed in the baseline's second pass, which came out a third slower than its first.
   const vacuum = () => database.pool.query("VACUUM");
-  await vacuum();
   // A VACUUM or ANALYZE invalidates every cached plan (so would a GRANT: see packages/jobs'
   // grantQueueAccess), and each of the pool's connections then plans each prepared
   // statement again the first time it runs it, up to a few milliseconds each under load
@@ -247,7 +246,12 @@ try {
   // 1b. The whole path, on one tenant's fleet, then on the same number of agents spread
   // over TENANTS tenants (each tenant's audited writes are ordered by its hash chain).
   const worker = await startPathWorker();
-  if (WARMUP > 0) await warmUp(Math.ceil(WARMUP / 2), "warm-up after vacuum", worker);
+  /** Before each measured pass: a VACUUM, then the plans it dropped made again. */
+  const readyForPass = async () => {
+    await vacuum();
+    if (WARMUP > 0) await warmUp(Math.ceil(WARMUP / 2), "warm-up after vacuum", worker);
+  };
+  await readyForPass();
   async function path(actors: (typeof actor)[]) {
     const before = await doneCount();
     // Wall-clock times (the database's clock is this machine's): the end is the last
@@ -261,6 +265,14 @@ try {
     const end = last.rows[0]!.at.getTime();
     console.log(`  (${actors.length} tenant(s): the ${TASKS} creates took ${((created - t0) / 1000).toFixed(2)} s of the ${((end - t0) / 1000).toFixed(2)} s)`);
     return (end - t0) / 1000;
+  }
+  /** A one-tenant pass: its time, the machine's CPU time and the WAL, its audit events sealed. */
+  async function onePass() {
+    const walFrom = await walLsn();
+    const busyFrom = await busyMs();
+    const secs = await path([actor]);
+    await sealAll();
+    return { secs, busy: (await busyMs()) - busyFrom, wal: await walSince(walFrom), walFrom };
   }
   // With pg_stat_statements loaded by the server, BENCH_PROFILE also prints where the
   // server's own time went (the client-side timings above include queueing and lock waits).
@@ -288,12 +300,7 @@ try {
     await cpuProfile.post("Profiler.start");
   }
   profiling = PROFILE;
-  const pathWalFrom = await walLsn();
-  const pathBusyFrom = await busyMs();
-  const pathSecs = await path([actor]);
-  await sealAll();
-  const pathBusy = (await busyMs()) - pathBusyFrom;
-  const pathWal = await walSince(pathWalFrom);
+  const first = await onePass();
   profiling = false;
   if (cpuProfile) {
     const { profile: taken } = await cpuProfile.post("Profiler.stop");
@@ -330,7 +337,7 @@ try {
     const r = await database.pool.query(
       `SELECT "resource_manager/record_type" AS kind, count, record_size, fpi_size FROM pg_get_wal_stats($1, pg_current_wal_lsn(), true)
        WHERE count > 0 ORDER BY record_size + fpi_size DESC LIMIT 25`,
-      [pathWalFrom],
+      [first.walFrom],
     );
     console.log(`\nWAL of the path, per task (top 25 record types):`);
     for (const x of r.rows) {
@@ -346,18 +353,13 @@ try {
   // The other rounds: a baseline pass, then a one-tenant pass, each on a vacuumed
   // database (and the path's plans made again after the VACUUM), then the last baseline.
   const raws = [rawSameBefore];
-  const paths = [{ secs: pathSecs, busy: pathBusy, wal: pathWal }];
+  const paths = [first];
   for (let r = 1; r <= ROUNDS; r++) {
     await vacuum();
     raws.push(await rawSame(`bench.raw.same.${r}`));
     if (r === ROUNDS) break;
-    await vacuum();
-    if (WARMUP > 0) await warmUp(Math.ceil(WARMUP / 2), "warm-up after vacuum", worker);
-    const walFrom = await walLsn();
-    const busyFrom = await busyMs();
-    const secs = await path([actor]);
-    await sealAll();
-    paths.push({ secs, busy: (await busyMs()) - busyFrom, wal: await walSince(walFrom) });
+    await readyForPass();
+    paths.push(await onePass());
   }
   const median = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
@@ -374,8 +376,7 @@ try {
   const pathMedianSecs = median(paths.map((p) => p.secs));
   let spreadSecs = Number.NaN;
   if (TENANTS > 1) {
-    await vacuum();
-    if (WARMUP > 0) await warmUp(Math.ceil(WARMUP / 2), "warm-up after vacuum", worker);
+    await readyForPass();
     spreadSecs = await path(spread);
   }
 
@@ -490,7 +491,7 @@ try {
   // The machine's CPU time (every process: Node, Postgres, the kernel) per task and per job:
   // steadier from run to run than the rates on a shared VM, and what the rates come down to
   // when the machine is busy.
-  if (!Number.isNaN(pathBusy)) {
+  if (!Number.isNaN(first.busy)) {
     const cpuRatios = rounds.map((r) => r.cpuRatio);
     console.log(
       `CPU time, whole machine: ${(median(paths.map((p) => p.busy)) / TASKS).toFixed(2)} ms per task (one tenant), like-for-like pg-boss ${(rawSameBusy / TASKS).toFixed(2)} ms per job ` +
