@@ -244,5 +244,37 @@ describe("archive", () => {
     expect(swept.deleted).toBeGreaterThanOrEqual(1);
     expect(await q(`SELECT 1 FROM memory_items WHERE agent_id = $1`, [agent.id])).toHaveLength(0);
   });
+
+  // A search runs in the agent's tenant transaction, under row-level security, where
+  // Postgres takes only leakproof operators as index conditions, and `@@` is not one: a
+  // full-text index over the archive could never be used there (it was, migration 0019,
+  // and cost an entry per archived result). What bounds a search is the agent's index:
+  // it reads that agent's archive and no one else's, whatever the others hold.
+  it("searches by the agent's index, reading that agent's archive only", async () => {
+    const mine = await apply("searcher");
+    const other = await apply("hoarder");
+    const items = (agentId: string, n: number, word: string) =>
+      q(
+        `INSERT INTO memory_items (tenant_id, id, agent_id, layer, title, content, tokens, source, expires_at)
+         SELECT $1, 'mem_' || $2 || lpad(g::text, 8, '0'), $2, 'archive', 'note ' || g, $3 || ' number ' || g, 4, 'operator', now() + interval '1 day'
+         FROM generate_series(1, $4::int) g`,
+        [tenantId, agentId, word, n],
+      );
+    await items(other.id, 3000, "ledger");
+    await items(mine.id, 5, "ledger");
+    await q(`ANALYZE memory_items`);
+    const plan = await withTenant(db.database, tenantId, async (tx) => {
+      const c = tx.$client;
+      const search = repo.memory.searchArchiveSql("$1", "$2", "$3", "$4");
+      const { rows } = await c.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${search}`, [tenantId, mine.id, "ledger", 5]);
+      return rows.map((r) => r["QUERY PLAN"]).join("\n");
+    });
+    expect(plan, plan).not.toMatch(/Seq Scan/);
+    // Five rows read, by the agent's index: its own items, not the other agent's 3,000.
+    const byAgent = plan.split("\n").find((l) => l.includes("memory_items_agent_idx"));
+    expect(byAgent, plan).toMatch(/actual rows=5 loops=1/);
+    const hits = await withTenant(db.database, tenantId, (tx) => repo.memory.searchArchive(tx, { tenantId, agentId: mine.id, query: "ledger", limit: 10 }));
+    expect(hits.map((h) => h.agentId)).toEqual(Array(5).fill(mine.id));
+  });
 });
 

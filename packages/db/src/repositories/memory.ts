@@ -131,15 +131,22 @@ export interface SearchHit extends MemoryItemRow {
   rank: number;
 }
 
+/**
+ * searchArchive's query, its parameters named by the caller. It reads the agent's archive
+ * by memory_items_agent_idx and matches each item's stored `search` vector: in the
+ * tenant's transaction (row-level security) Postgres takes only leakproof operators as
+ * index conditions, and `@@` is not one, so a full-text index could not serve it (there
+ * is none: migration 0019).
+ */
+export const searchArchiveSql = (tenant: string, agent: string, query: string, limit: string) =>
+  `SELECT ${ITEM_COLUMNS}, ts_rank(search, q)::float8 AS rank
+   FROM memory_items, websearch_to_tsquery('english', ${query}) q
+   WHERE tenant_id = ${tenant} AND agent_id = ${agent} AND layer = 'archive' AND search @@ q AND (expires_at IS NULL OR expires_at > now())
+   ORDER BY rank DESC, created_at DESC LIMIT ${limit}`;
+
 /** Full text search over the agent's archive (websearch syntax: words, "phrases", -not, or). */
 export async function searchArchive(db: Db, p: { tenantId: string; agentId: string; query: string; limit: number }): Promise<SearchHit[]> {
-  const { rows } = await db.$client.query<SearchHit>(
-    `SELECT ${ITEM_COLUMNS}, ts_rank(search, q)::float8 AS rank
-     FROM memory_items, websearch_to_tsquery('english', $3) q
-     WHERE tenant_id = $1 AND agent_id = $2 AND layer = 'archive' AND search @@ q AND (expires_at IS NULL OR expires_at > now())
-     ORDER BY rank DESC, created_at DESC LIMIT $4`,
-    [p.tenantId, p.agentId, p.query, p.limit],
-  );
+  const { rows } = await db.$client.query<SearchHit>(searchArchiveSql("$1", "$2", "$3", "$4"), [p.tenantId, p.agentId, p.query, p.limit]);
   return rows;
 }
 

@@ -40,7 +40,6 @@ export const memoryItems = pgTable(
     primaryKey({ columns: [t.tenantId, t.id] }),
     foreignKey({ name: "memory_items_agent_fk", columns: [t.tenantId, t.agentId], foreignColumns: [agents.tenantId, agents.id] }).onDelete("cascade"),
     index("memory_items_agent_idx").on(t.tenantId, t.agentId, t.layer, t.createdAt),
-    index("memory_items_search_idx").using("gin", t.search),
     index("memory_items_expiry_idx").on(t.expiresAt).where(sql`expires_at IS NOT NULL`),
     check("memory_items_tokens_nonneg", sql`tokens >= 0 AND version >= 1`),
     tenantPolicy(),
