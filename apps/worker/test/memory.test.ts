@@ -247,9 +247,9 @@ describe("archive", () => {
 
   // A search runs in the agent's tenant transaction, under row-level security, where
   // Postgres takes only leakproof operators as index conditions, and `@@` is not one: a
-  // full-text index over the archive could never be used there (it was, migration 0019,
-  // and cost an entry per archived result). What bounds a search is the agent's index:
-  // it reads that agent's archive and no one else's, whatever the others hold.
+  // full-text index over the archive could never be used there (there was one until
+  // migration 0019, which cost an entry for every archived result). What bounds a search
+  // is the agent's index: it reads that agent's archive and no one else's.
   it("searches by the agent's index, reading that agent's archive only", async () => {
     const mine = await apply("searcher");
     const other = await apply("hoarder");
