@@ -93,8 +93,16 @@ try {
   // plans, whatever the warm-up left (checked with a 1 s and a 5 s tick). Each baseline
   // pass also sends to a queue of its own. The passes still start on a VACUUMed database:
   // a plain VACUUM changes no statistics.
-  const pgbossTables = (await database.pool.query<{ t: string }>(`SELECT c.oid::regclass::text AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'pgboss' AND c.relkind = 'r'`)).rows.map((r) => r.t);
-  for (const t of pgbossTables) await database.pool.query(`ALTER TABLE ${t} SET (autovacuum_enabled = false)`);
+  /** The tables of `schema` of the given kinds (pg_class.relkind), as qualified names. */
+  const tablesOf = async (schema: string, kinds: string[]) =>
+    (
+      await database.pool.query<{ t: string }>(
+        `SELECT c.oid::regclass::text AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = ANY($2)`,
+        [schema, kinds],
+      )
+    ).rows.map((r) => r.t);
+  // Storage parameters are the partitions' own (a partitioned parent takes none).
+  for (const t of await tablesOf("pgboss", ["r"])) await database.pool.query(`ALTER TABLE ${t} SET (autovacuum_enabled = false)`);
   await database.pool.query(`ANALYZE pgboss.job`);
   const services = createServices({ database, jobs: producer, secureCookies: false });
   /** A tenant with `agents` agents covering `bench/*` (the first fleet is the single-tenant one). */
@@ -152,11 +160,7 @@ try {
   }
   if (WARMUP > 0) await warmUp(WARMUP, "warm-up");
   // Every table but pg-boss's (analyzed empty, above).
-  const analyzed = await database.pool.query<{ t: string }>(
-    `SELECT c.oid::regclass::text AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')`,
-  );
-  for (const { t } of analyzed.rows) await database.pool.query(`ANALYZE ${t}`);
+  for (const t of await tablesOf("public", ["r", "p"])) await database.pool.query(`ANALYZE ${t}`);
 
   // 1a. Raw pg-boss: send N jobs, workers fetch and complete each. Two baselines: at its
   // best (work() in batches of 20, fetched again at once while they come back full), and
