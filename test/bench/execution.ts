@@ -74,7 +74,14 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 
 try {
   await runMigrations(url);
-  const database = createDatabase(url, { max: 16 });
+  // Bosun's pool has as many connections as the like-for-like baseline's two clients
+  // together (its sender's 4 and its worker's 4, below). It had 16, and on 2 cores the
+  // extra concurrent transactions (up to 16 of the 50 creates in flight, against 4 of the
+  // baseline's sends) cost CPU rather than adding throughput: in 8 alternating runs the
+  // ratio was 0.45 on average with 16 and 0.49 with 8 (single runs 0.41-0.51 either way),
+  // one run each with 6, 10 and 12 gave 0.50, 0.49 and 0.46, and with 4, fewer than the
+  // worker's 8 runs, 0.39.
+  const database = createDatabase(url, { max: 8 });
   const producer = createJobs({ connectionString: url, role: "producer", max: 4 });
   await producer.start();
   // pg-boss plans each statement at every call, with the job table's statistics of the
@@ -242,6 +249,11 @@ try {
       return Number.NaN;
     }
   };
+  /** CPU time this process (Node: the clients on both sides, Bosun's producer and worker) has spent since `from`, in ms. */
+  const nodeMs = (from: NodeJS.CpuUsage) => {
+    const d = process.cpuUsage(from);
+    return (d.user + d.system) / 1000;
+  };
   /** WAL the server wrote while `f` ran, in bytes (the whole server's: nothing else runs). */
   const walLsn = async () => (await database.pool.query<{ lsn: string }>(`SELECT pg_current_wal_lsn()::text AS lsn`)).rows[0]!.lsn;
   const walSince = async (from: string) =>
@@ -251,8 +263,9 @@ try {
   async function rawSame(queue: string) {
     const walFrom = await walLsn();
     const busyFrom = await busyMs();
+    const nodeFrom = process.cpuUsage();
     const secs = await rawOneByOne(queue);
-    return { secs, busy: (await busyMs()) - busyFrom, wal: await walSince(walFrom) };
+    return { secs, busy: (await busyMs()) - busyFrom, node: nodeMs(nodeFrom), wal: await walSince(walFrom) };
   }
   // Measured before and after each one-tenant pass (ROUNDS of them), and averaged: the VM's
   // speed drifts over a minute, and a baseline taken on one side only moves the ratio with it.
@@ -298,9 +311,10 @@ try {
   async function onePass() {
     const walFrom = await walLsn();
     const busyFrom = await busyMs();
+    const nodeFrom = process.cpuUsage();
     const secs = await path([actor]);
     await sealAll();
-    return { secs, busy: (await busyMs()) - busyFrom, wal: await walSince(walFrom), walFrom };
+    return { secs, busy: (await busyMs()) - busyFrom, node: nodeMs(nodeFrom), wal: await walSince(walFrom), walFrom };
   }
   // With pg_stat_statements loaded by the server, BENCH_PROFILE also prints where the
   // server's own time went (the client-side timings above include queueing and lock waits).
@@ -525,6 +539,7 @@ try {
       `CPU time, whole machine: ${(median(paths.map((p) => p.busy)) / TASKS).toFixed(2)} ms per task (one tenant), like-for-like pg-boss ${(rawSameBusy / TASKS).toFixed(2)} ms per job ` +
         `(ratio ${median(cpuRatios).toFixed(2)}, by pass: ${list(cpuRatios, (x) => x.toFixed(2))})`,
     );
+    console.log(`  of which this Node process (the clients on both sides): ${(median(paths.map((p) => p.node)) / TASKS).toFixed(2)} ms per task, ${(median(raws.map((r) => r.node)) / TASKS).toFixed(2)} ms per job`);
     // How busy the machine was in each pass. A pass that left it idle waited on something
     // else (on a slow disk, the commits' flushes: three a pg-boss job, two a task), and its
     // rate then says more about that than about CPU work; the CPU ratio still compares work.
