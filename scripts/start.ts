@@ -7,15 +7,22 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { loadApiConfig, startApi } from "@bosun/api";
-import { bootstrap, createServices } from "@bosun/core";
+import { bootstrap, configOrExit, createServices, envInt } from "@bosun/core";
 import { createDatabase, runMigrations, startEmbeddedPostgres } from "@bosun/db";
 import { createJobs } from "@bosun/jobs";
-import { createRuntime, startWorker } from "@bosun/worker";
+import { createRuntime, loadWorkerConfig, startWorker } from "@bosun/worker";
 import pino from "pino";
 
 const root = path.resolve(import.meta.dirname, "..");
 const dataDir = path.resolve(process.env.BOSUN_DATA_DIR ?? path.join(root, ".data"));
 const log = pino({ level: process.env.LOG_LEVEL ?? "info", name: "bosun" });
+// Every setting is read before anything starts, so a wrong number stops here, naming it.
+// API and worker share one pool here (BOSUN_DB_POOL).
+const { config, workerConfig, embeddedPort } = configOrExit(() => ({
+  config: loadApiConfig(),
+  workerConfig: loadWorkerConfig(),
+  embeddedPort: envInt(process.env, "BOSUN_EMBEDDED_PG_PORT", 54329, { min: 1, max: 65_535 }),
+}));
 
 let embedded: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
 let url = process.env.DATABASE_URL;
@@ -23,7 +30,7 @@ if (!url) {
   log.info({ dataDir }, "DATABASE_URL is not set: starting the embedded Postgres");
   embedded = await startEmbeddedPostgres({
     dir: dataDir,
-    port: Number(process.env.BOSUN_EMBEDDED_PG_PORT ?? 54329),
+    port: embeddedPort,
     log: (line) => log.debug({ postgres: line }),
   });
   url = embedded.url;
@@ -42,12 +49,11 @@ if (!process.env.BOSUN_SECRET_KEY && embedded) {
 }
 
 await runMigrations(url);
-const database = createDatabase(url, { max: Number(process.env.BOSUN_DB_POOL ?? 10), applicationName: "bosun" });
+const database = createDatabase(url, { max: config.dbPool, applicationName: "bosun" });
 const producer = createJobs({ connectionString: url, role: "producer" });
 await producer.start();
 // Bootstrap before listening, so that a ready API always has its first tenant.
 const boot = await bootstrap(createServices({ database, jobs: producer, secureCookies: false }), process.env);
-const config = loadApiConfig();
 const api = await startApi({ database, databaseUrl: url, jobs: producer, config, logger: { level: config.logLevel } });
 
 const workerJobs = createJobs({ connectionString: url, role: "worker" });
@@ -58,7 +64,9 @@ const worker = await startWorker({
   services: workerServices,
   logger: workerLog,
   runtime: createRuntime(workerServices, workerJobs, { logger: workerLog }),
-  tickMs: Number(process.env.BOSUN_TICK_MS ?? 5000),
+  tickMs: workerConfig.tickMs,
+  concurrency: workerConfig.concurrency,
+  rollupMs: workerConfig.rollupMs,
 });
 
 const credentialsFile = path.join(dataDir, "bootstrap.json");

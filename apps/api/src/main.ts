@@ -2,7 +2,7 @@
  * The API as its own process (production and docker-compose): needs DATABASE_URL.
  * `npm start` runs API and worker together on the embedded default instead.
  */
-import { bootstrap, createServices } from "@bosun/core";
+import { bootstrap, configOrExit, createServices } from "@bosun/core";
 import { createDatabase, runMigrations } from "@bosun/db";
 import { createJobs } from "@bosun/jobs";
 import { loadApiConfig } from "./config";
@@ -13,9 +13,9 @@ if (!url) {
   console.error("DATABASE_URL is not set. Run `npm start` to use the embedded Postgres, or set DATABASE_URL.");
   process.exit(2);
 }
-const config = loadApiConfig();
+const config = configOrExit(() => loadApiConfig());
 await runMigrations(url);
-const database = createDatabase(url, { max: Number(process.env.BOSUN_DB_POOL ?? 10), applicationName: "bosun-api" });
+const database = createDatabase(url, { max: config.dbPool, applicationName: "bosun-api" });
 const jobs = createJobs({ connectionString: url, role: "producer" });
 await jobs.start();
 // First start against an empty database: the first tenant, owner and admin key, from

@@ -1,8 +1,9 @@
 /** The worker as its own process: needs DATABASE_URL. */
-import { createServices } from "@bosun/core";
+import { configOrExit, createServices } from "@bosun/core";
 import { createDatabase, runMigrations } from "@bosun/db";
 import { createJobs } from "@bosun/jobs";
 import pino from "pino";
+import { loadWorkerConfig } from "./config";
 import { createRuntime, startWorker } from "./worker";
 
 const url = process.env.DATABASE_URL;
@@ -10,9 +11,10 @@ if (!url) {
   console.error("DATABASE_URL is not set. Run `npm start` to use the embedded Postgres, or set DATABASE_URL.");
   process.exit(2);
 }
+const config = configOrExit(() => loadWorkerConfig());
 const logger = pino({ level: process.env.LOG_LEVEL ?? "info", name: "bosun-worker" });
 await runMigrations(url);
-const database = createDatabase(url, { max: 10, applicationName: "bosun-worker" });
+const database = createDatabase(url, { max: config.dbPool, applicationName: "bosun-worker" });
 const jobs = createJobs({ connectionString: url, role: "worker" });
 const services = createServices({ database, jobs, secureCookies: false });
 const runtime = createRuntime(services, jobs, { logger });
@@ -21,8 +23,9 @@ const worker = await startWorker({
   services,
   logger,
   runtime,
-  tickMs: Number(process.env.BOSUN_TICK_MS ?? 5000),
-  concurrency: Number(process.env.BOSUN_WORKER_CONCURRENCY ?? 4),
+  tickMs: config.tickMs,
+  concurrency: config.concurrency,
+  rollupMs: config.rollupMs,
 });
 
 let stopping = false;

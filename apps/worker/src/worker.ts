@@ -24,6 +24,7 @@ import { repo, withSystem } from "@bosun/db";
 import { type JobDefinition, type JobName, type JobPayload, type Jobs, jobs as catalogue } from "@bosun/jobs";
 import nodemailer from "nodemailer";
 import type { Logger } from "pino";
+import { rollupMs as rollupMsFromEnv } from "./config";
 
 export interface WorkerOptions {
   jobs: Jobs;
@@ -141,7 +142,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     );
   }
 
-  const rollupMs = opts.rollupMs ?? Number(process.env.BOSUN_ROLLUP_MS ?? 60_000);
+  const rollupMs = opts.rollupMs ?? rollupMsFromEnv();
   let lastRollup = 0;
   // The rollup job's queue is `stately`: however many workers ask, one runs at a time.
   const rollup = async () => {

@@ -2,6 +2,7 @@ export * from "./actor";
 export * from "./agents/descriptor";
 export * from "./agents/service";
 export * from "./api-keys";
+export * from "./env";
 export * from "./errors";
 export * from "./identity";
 export * from "./idempotency";
