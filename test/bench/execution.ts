@@ -260,12 +260,14 @@ try {
     Number((await database.pool.query<{ n: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint AS n`, [from])).rows[0]!.n);
   const rawSecs = await rawBatched("bench.raw");
   /** The like-for-like baseline with its CPU time and WAL. */
-  async function rawSame(queue: string) {
+  const rawSame = (queue: string) => measured(() => rawOneByOne(queue));
+  /** What `pass` (which returns its own seconds) cost: the machine's CPU time, this process's, and the WAL. */
+  async function measured(pass: () => Promise<number>) {
     const walFrom = await walLsn();
     const busyFrom = await busyMs();
     const nodeFrom = process.cpuUsage();
-    const secs = await rawOneByOne(queue);
-    return { secs, busy: (await busyMs()) - busyFrom, node: nodeMs(nodeFrom), wal: await walSince(walFrom) };
+    const secs = await pass();
+    return { secs, busy: (await busyMs()) - busyFrom, node: nodeMs(nodeFrom), wal: await walSince(walFrom), walFrom };
   }
   // Measured before and after each one-tenant pass (ROUNDS of them), and averaged: the VM's
   // speed drifts over a minute, and a baseline taken on one side only moves the ratio with it.
@@ -308,14 +310,12 @@ try {
     return (end - t0) / 1000;
   }
   /** A one-tenant pass: its time, the machine's CPU time and the WAL, its audit events sealed. */
-  async function onePass() {
-    const walFrom = await walLsn();
-    const busyFrom = await busyMs();
-    const nodeFrom = process.cpuUsage();
-    const secs = await path([actor]);
-    await sealAll();
-    return { secs, busy: (await busyMs()) - busyFrom, node: nodeMs(nodeFrom), wal: await walSince(walFrom), walFrom };
-  }
+  const onePass = () =>
+    measured(async () => {
+      const secs = await path([actor]);
+      await sealAll();
+      return secs;
+    });
   // With pg_stat_statements loaded by the server, BENCH_PROFILE also prints where the
   // server's own time went (the client-side timings above include queueing and lock waits).
   const statStatements = PROFILE && (await database.pool.query(`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`).then(() => database.pool.query(`SELECT pg_stat_statements_reset()`)).then(() => true, () => false));

@@ -91,8 +91,8 @@ describe("a process started with a wrong number", () => {
   it("npm start's script does the same before it starts the embedded Postgres", async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "bosun-config-"));
     try {
-      const env: NodeJS.ProcessEnv = { BOSUN_DATA_DIR: dataDir, BOSUN_WORKER_CONCURRENCY: "0" };
-      const { code, stderr } = await run("scripts/start.ts", { ...env, DATABASE_URL: "" });
+      // No DATABASE_URL: the script would start the embedded Postgres in dataDir.
+      const { code, stderr } = await run("scripts/start.ts", { BOSUN_DATA_DIR: dataDir, BOSUN_WORKER_CONCURRENCY: "0", DATABASE_URL: "" });
       expect(code).toBe(2);
       expect(stderr.trim()).toBe('BOSUN_WORKER_CONCURRENCY must be a whole number from 1 to 1000, not "0"');
       expect(fs.readdirSync(dataDir)).toEqual([]);
