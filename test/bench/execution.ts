@@ -1,7 +1,9 @@
 /**
  * Execution-plane benchmarks, each against a baseline measured in the same run:
  *  1. tasks per second through the whole path (create → wake → claim → scripted model →
- *     complete) against raw pg-boss send / work / complete on the same database;
+ *     complete) against raw pg-boss send / work / complete on the same database, with
+ *     the machine's CPU time per task and per job, split into each side's producing half
+ *     (creates, sends: measured alone) and the rest;
  *  2. wake latency from task creation to run start, p50 and p99;
  *  3. 10,000 scheduled agents with nothing to do: model calls (must be 0) and database
  *     time per tick, against a plain UPDATE of the same rows, and again with a backlog of
@@ -438,6 +440,33 @@ try {
   }
   await worker.stop();
 
+  // 1c. Where the difference lies: the producing half of each side measured alone, on a
+  // vacuumed database, the creates with no worker running and the sends with no worker
+  // fetching (the same 50 at a time as in the passes). The consuming half (for a task: its
+  // wake, claim, model call, the run's records and the completion; for a job: its fetch
+  // and completion) is the whole pass's CPU time less that.
+  await vacuum();
+  const sendsAlone = await measured(async () => {
+    const { send, stop } = await queueWithSender("bench.raw.sends", true);
+    const t0 = performance.now();
+    await send();
+    const secs = (performance.now() - t0) / 1000;
+    await stop();
+    return secs;
+  });
+  await vacuum();
+  const beforeAlone = await doneCount();
+  const createsAlone = await measured(async () => {
+    const t0 = performance.now();
+    for (let i = 0; i < TASKS; i += 50) await Promise.all(Array.from({ length: Math.min(50, TASKS - i) }, (_, j) => create(`alone ${i + j}`)));
+    return (performance.now() - t0) / 1000;
+  });
+  // Those tasks are run (not measured), so that what follows starts with none queued.
+  const drainer = await startPathWorker();
+  while ((await doneCount()) - beforeAlone < TASKS) await new Promise((r) => setTimeout(r, 100));
+  await drainer.stop();
+  await sealAll();
+
   // 3. 10,000 scheduled agents with nothing to do.
   await database.pool.query(
     `INSERT INTO agents (tenant_id, id, name, owner, revision, spec_hash, descriptor, next_wake_at)
@@ -540,6 +569,14 @@ try {
         `(ratio ${median(cpuRatios).toFixed(2)}, by pass: ${list(cpuRatios, (x) => x.toFixed(2))})`,
     );
     console.log(`  of which this Node process (the clients on both sides): ${(median(paths.map((p) => p.node)) / TASKS).toFixed(2)} ms per task, ${(median(raws.map((r) => r.node)) / TASKS).toFixed(2)} ms per job`);
+    // The two halves apart (1c): the consuming half is the pass's CPU time less the producing half's.
+    const half = (task: string, t: { busy: number; node: number }, job: string, j: { busy: number; node: number }) =>
+      `${task} ${(t.busy / TASKS).toFixed(2)} ms per task (Node ${(t.node / TASKS).toFixed(2)}), ${job} ${(j.busy / TASKS).toFixed(2)} ms per job (Node ${(j.node / TASKS).toFixed(2)}): ratio ${(j.busy / t.busy).toFixed(2)}`;
+    const rest = (whole: { busy: number; node: number }, producing: { busy: number; node: number }) => ({ busy: whole.busy - producing.busy, node: whole.node - producing.node });
+    const pathWhole = { busy: median(paths.map((p) => p.busy)), node: median(paths.map((p) => p.node)) };
+    const rawWhole = { busy: rawSameBusy, node: median(raws.map((r) => r.node)) };
+    console.log(`  producing half: ${half("creates alone", createsAlone, "sends alone", sendsAlone)}`);
+    console.log(`  consuming half: ${half("wake to done", rest(pathWhole, createsAlone), "fetch and complete", rest(rawWhole, sendsAlone))}`);
     // How busy the machine was in each pass. A pass that left it idle waited on something
     // else (on a slow disk, the commits' flushes: three a pg-boss job, two a task), and its
     // rate then says more about that than about CPU work; the CPU ratio still compares work.
