@@ -32,6 +32,21 @@ export function newId(prefix: IdPrefix): string {
   return `${prefix}_${lastTime}${rand}`;
 }
 
+/**
+ * `bytes` random bytes as lowercase hex, from the same pool as newId (trace and span ids:
+ * two calls into the CSPRNG a run, each as dear as the rest of starting it).
+ */
+export function randomHex(bytes: number): string {
+  if (bytes > POOL) return randomBytes(bytes).toString("hex");
+  if (used + bytes > POOL) {
+    randomFillSync(pool);
+    used = 0;
+  }
+  const hex = pool.toString("hex", used, used + bytes);
+  used += bytes;
+  return hex;
+}
+
 const POOL = 4096;
 const pool = Buffer.alloc(POOL);
 let used = POOL;

@@ -1,6 +1,7 @@
 import { countTokens as bpe } from "gpt-tokenizer";
 import { describe, expect, it } from "vitest";
-import { isId, newId } from "../src/ids";
+import { isId, newId, randomHex } from "../src/ids";
+import { newTraceparent } from "../src/runtime/trace";
 import { countTokens } from "../src/memory/tokens";
 
 describe("newId", () => {
@@ -22,6 +23,30 @@ describe("newId", () => {
     await new Promise((r) => setTimeout(r, 5));
     const after = newId("aud");
     expect(after.slice(0, 14) > before.slice(0, 14)).toBe(true);
+  });
+});
+
+describe("randomHex and newTraceparent", () => {
+  it("gives fresh hex of the length asked for, across refills of the pool it shares with newId", () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 3000; i++) {
+      // Interleaved with ids, as a run's start draws both: neither takes the other's bytes.
+      const id = newId("run").slice(14);
+      const hex = randomHex(16);
+      expect(hex).toMatch(/^[0-9a-f]{32}$/);
+      expect(seen.has(hex) || seen.has(id)).toBe(false);
+      seen.add(hex).add(id);
+    }
+    expect(randomHex(5000)).toMatch(/^[0-9a-f]{10000}$/);
+  });
+
+  it("makes W3C traceparents, a child keeping its parent's trace id with a span id of its own", () => {
+    const root = newTraceparent();
+    expect(root).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    const child = newTraceparent(root);
+    expect(child.split("-")[1]).toBe(root.split("-")[1]);
+    expect(child.split("-")[2]).not.toBe(root.split("-")[2]);
+    expect(newTraceparent().split("-")[1]).not.toBe(root.split("-")[1]);
   });
 });
 
