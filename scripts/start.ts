@@ -15,14 +15,14 @@ import pino from "pino";
 
 const root = path.resolve(import.meta.dirname, "..");
 const dataDir = path.resolve(process.env.BOSUN_DATA_DIR ?? path.join(root, ".data"));
-const log = pino({ level: process.env.LOG_LEVEL ?? "info", name: "bosun" });
-// Every setting is read before anything starts, so a wrong number stops here, naming it.
+// Every setting is read before anything starts, so a wrong value stops here, naming it.
 // API and worker share one pool here (BOSUN_DB_POOL).
 const { config, workerConfig, embeddedPort } = configOrExit(() => ({
   config: loadApiConfig(),
   workerConfig: loadWorkerConfig(),
   embeddedPort: envInt(process.env, "BOSUN_EMBEDDED_PG_PORT", 54329, { min: 1, max: 65_535 }),
 }));
+const log = pino({ level: config.logLevel, name: "bosun" });
 
 let embedded: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
 let url = process.env.DATABASE_URL;
@@ -67,6 +67,7 @@ const worker = await startWorker({
   tickMs: workerConfig.tickMs,
   concurrency: workerConfig.concurrency,
   rollupMs: workerConfig.rollupMs,
+  publicUrl: config.publicUrl,
 });
 
 const credentialsFile = path.join(dataDir, "bootstrap.json");

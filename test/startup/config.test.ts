@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { loadApiConfig } from "@bosun/api";
-import { ConfigError, envInt } from "@bosun/core";
+import { ConfigError, envBool, envInt, envUrl, logLevel, publicUrl } from "@bosun/core";
 import { loadWorkerConfig } from "@bosun/worker";
 import { describe, expect, it } from "vitest";
 
@@ -27,13 +27,27 @@ describe("numbers from the environment", () => {
   });
 
   it("gives the worker its documented defaults, and what the environment says", () => {
-    expect(loadWorkerConfig({})).toEqual({ tickMs: 5000, concurrency: 4, rollupMs: 60_000, dbPool: 10 });
-    expect(loadWorkerConfig({ BOSUN_TICK_MS: "1000", BOSUN_WORKER_CONCURRENCY: "8", BOSUN_ROLLUP_MS: "5000", BOSUN_DB_POOL: "6" })).toEqual({
+    expect(loadWorkerConfig({})).toEqual({ tickMs: 5000, concurrency: 4, rollupMs: 60_000, dbPool: 10, logLevel: "info", publicUrl: "http://127.0.0.1:3000", smtpUrl: undefined });
+    expect(
+      loadWorkerConfig({
+        BOSUN_TICK_MS: "1000",
+        BOSUN_WORKER_CONCURRENCY: "8",
+        BOSUN_ROLLUP_MS: "5000",
+        BOSUN_DB_POOL: "6",
+        LOG_LEVEL: "debug",
+        BOSUN_PUBLIC_URL: "https://bosun.example.com/",
+        SMTP_URL: "smtp://user:pass@mail.example.com:587",
+      }),
+    ).toEqual({
       tickMs: 1000,
       concurrency: 8,
       rollupMs: 5000,
       dbPool: 6,
+      logLevel: "debug",
+      publicUrl: "https://bosun.example.com",
+      smtpUrl: "smtp://user:pass@mail.example.com:587",
     });
+    expect(() => loadWorkerConfig({ SMTP_URL: "mail.example.com:25" })).toThrow('SMTP_URL must be a URL starting smtp:// or smtps://, not "mail.example.com:25"');
     // A tick of 0 ms would run the periodic work back to back; a worker with no slot runs nothing.
     expect(() => loadWorkerConfig({ BOSUN_TICK_MS: "0" })).toThrow("BOSUN_TICK_MS must be a whole number from 100");
     expect(() => loadWorkerConfig({ BOSUN_WORKER_CONCURRENCY: "0" })).toThrow("BOSUN_WORKER_CONCURRENCY must be a whole number from 1");
@@ -49,6 +63,46 @@ describe("numbers from the environment", () => {
     expect(() => loadApiConfig({ BOSUN_BODY_LIMIT_BYTES: "1mb" })).toThrow("BOSUN_BODY_LIMIT_BYTES must be a whole number");
     expect(() => loadApiConfig({ BOSUN_RATE_LIMIT_PER_MINUTE: "0" })).toThrow("BOSUN_RATE_LIMIT_PER_MINUTE must be a whole number from 1");
     expect(() => loadApiConfig({ BOSUN_DB_POOL: "1" })).toThrow("BOSUN_DB_POOL must be a whole number from 2 to 1000");
+  });
+});
+
+describe("levels, switches and URLs from the environment", () => {
+  it("takes pino's levels in any case, info by default, and refuses any other", () => {
+    expect(logLevel({})).toBe("info");
+    expect(logLevel({ LOG_LEVEL: " Debug " })).toBe("debug");
+    expect(logLevel({ LOG_LEVEL: "silent" })).toBe("silent");
+    expect(() => logLevel({ LOG_LEVEL: "verbose" })).toThrow('LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, not "verbose"');
+  });
+
+  it("takes true or false in their usual spellings and refuses a typo rather than reading it as false", () => {
+    for (const yes of ["true", "1", "YES", "on"]) expect(envBool({ X: yes }, "X", false)).toBe(true);
+    for (const no of ["false", "0", "No", "off"]) expect(envBool({ X: no }, "X", true)).toBe(false);
+    expect(envBool({}, "X", true)).toBe(true);
+    expect(envBool({ X: " " }, "X", false)).toBe(false);
+    expect(() => envBool({ BOSUN_TRUST_PROXY: "ture" }, "BOSUN_TRUST_PROXY", false)).toThrow('BOSUN_TRUST_PROXY must be true or false, not "ture"');
+  });
+
+  it("takes an absolute URL with an allowed scheme, without its trailing slashes", () => {
+    expect(envUrl({ U: "https://bosun.example.com/ops//" }, "U", ["https:"])).toBe("https://bosun.example.com/ops");
+    expect(envUrl({}, "U", ["https:"])).toBeUndefined();
+    expect(() => envUrl({ U: "bosun.example.com" }, "U", ["http:", "https:"])).toThrow('U must be a URL starting http:// or https://, not "bosun.example.com"');
+    expect(() => envUrl({ U: "ftp://bosun.example.com" }, "U", ["http:", "https:"])).toThrow(ConfigError);
+  });
+
+  it("makes the public URL from HOST and PORT unless BOSUN_PUBLIC_URL says otherwise", () => {
+    expect(publicUrl({})).toBe("http://127.0.0.1:3000");
+    expect(publicUrl({ HOST: "0.0.0.0", PORT: "8080" })).toBe("http://localhost:8080");
+    expect(publicUrl({ HOST: "0.0.0.0", BOSUN_PUBLIC_URL: "https://bosun.example.com/" })).toBe("https://bosun.example.com");
+    expect(() => publicUrl({ PORT: "eighty" })).toThrow("PORT must be a whole number");
+  });
+
+  it("gives the API the same, and trusts a proxy only when told to", () => {
+    expect(loadApiConfig({})).toMatchObject({ host: "127.0.0.1", publicUrl: "http://127.0.0.1:3000", logLevel: "info", trustProxy: false });
+    expect(loadApiConfig({ BOSUN_TRUST_PROXY: "1" }).trustProxy).toBe(true);
+    expect(loadApiConfig({ BOSUN_TRUST_PROXY: "true" }).trustProxy).toBe(true);
+    expect(() => loadApiConfig({ BOSUN_TRUST_PROXY: "nginx" })).toThrow("BOSUN_TRUST_PROXY must be true or false");
+    expect(() => loadApiConfig({ LOG_LEVEL: "loud" })).toThrow("LOG_LEVEL must be one of");
+    expect(() => loadApiConfig({ BOSUN_PUBLIC_URL: "localhost:3000" })).toThrow("BOSUN_PUBLIC_URL must be a URL starting http:// or https://");
   });
 });
 
@@ -71,7 +125,7 @@ function run(entry: string, env: NodeJS.ProcessEnv): Promise<{ code: number | nu
   });
 }
 
-describe("a process started with a wrong number", () => {
+describe("a process started with a wrong setting", () => {
   // Nothing listens on port 1: a process that got as far as connecting would fail with a
   // connection error instead of the message about the setting.
   const nowhere = "postgres://postgres@127.0.0.1:1/none";
@@ -82,10 +136,19 @@ describe("a process started with a wrong number", () => {
     expect(stderr.trim()).toBe('BOSUN_DB_POOL must be a whole number from 2 to 1000, not "ten"');
   });
 
+  it("the worker refuses a log level pino does not know with a message, not pino's stack trace", async () => {
+    const { code, stderr } = await run("apps/worker/src/main.ts", { DATABASE_URL: nowhere, LOG_LEVEL: "verbose" });
+    expect(code).toBe(2);
+    expect(stderr.trim()).toBe('LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, not "verbose"');
+  });
+
   it("the API does the same", async () => {
     const { code, stderr } = await run("apps/api/src/main.ts", { DATABASE_URL: nowhere, PORT: "http" });
     expect(code).toBe(2);
     expect(stderr.trim()).toBe('PORT must be a whole number from 0 to 65535, not "http"');
+    const url = await run("apps/api/src/main.ts", { DATABASE_URL: nowhere, BOSUN_PUBLIC_URL: "bosun.example.com" });
+    expect(url.code).toBe(2);
+    expect(url.stderr.trim()).toBe('BOSUN_PUBLIC_URL must be a URL starting http:// or https://, not "bosun.example.com"');
   });
 
   it("npm start's script does the same before it starts the embedded Postgres", async () => {

@@ -12,7 +12,7 @@ if (!url) {
   process.exit(2);
 }
 const config = configOrExit(() => loadWorkerConfig());
-const logger = pino({ level: process.env.LOG_LEVEL ?? "info", name: "bosun-worker" });
+const logger = pino({ level: config.logLevel, name: "bosun-worker" });
 await runMigrations(url);
 const database = createDatabase(url, { max: config.dbPool, applicationName: "bosun-worker" });
 const jobs = createJobs({ connectionString: url, role: "worker" });
@@ -26,6 +26,7 @@ const worker = await startWorker({
   tickMs: config.tickMs,
   concurrency: config.concurrency,
   rollupMs: config.rollupMs,
+  publicUrl: config.publicUrl,
 });
 
 let stopping = false;

@@ -11,6 +11,7 @@ import {
   memorySweep,
   providerCache,
   providerCapabilities,
+  publicUrl,
   reportWorker,
   reportWorkerStopped,
   rollupCosts,
@@ -96,7 +97,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
   const report = () => reportWorker(services.database, capabilities).catch((err) => logger.warn({ err }, "worker report failed"));
   const reportTimer = setInterval(() => void report(), opts.reportMs ?? 30_000);
   reportTimer.unref();
-  const alerts = alertDelivery({ database: services.database, mailer, publicUrl: opts.publicUrl ?? defaultPublicUrl(), log: logger });
+  const alerts = alertDelivery({ database: services.database, mailer, publicUrl: opts.publicUrl ?? publicUrl(process.env), log: logger });
   const dreams = dreamer({ database: services.database, jobs, provider: opts.provider ?? providerCache() });
   const handlers: Handlers = {
     "agent.schedule.sync": (p) => services.agents.syncSchedule(p),
@@ -226,7 +227,3 @@ export function smtpMailer(url: string, from = process.env.BOSUN_MAIL_FROM ?? DE
 const DEFAULT_FROM = "Bosun <alerts@bosun.local>";
 const WORKER_VERSION: string = createRequire(import.meta.url)("../package.json").version;
 
-function defaultPublicUrl() {
-  const host = process.env.HOST ?? "127.0.0.1";
-  return process.env.BOSUN_PUBLIC_URL ?? `http://${host === "0.0.0.0" ? "localhost" : host}:${process.env.PORT ?? 3000}`;
-}
