@@ -1,4 +1,4 @@
-import { dbPoolSize, envBool, envInt, logLevel, publicUrl } from "@bosun/core";
+import { dbPoolSize, envBool, envInt, listenAddress, logLevel, publicUrl } from "@bosun/core";
 
 /** API settings from the environment, with defaults that suit the quick start. */
 export interface ApiConfig {
@@ -20,8 +20,7 @@ export interface ApiConfig {
 /** Throws ConfigError, naming the variable, for a value it cannot take (a number out of range, a level pino does not know, a URL that is not one). */
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ApiConfig> = {}): ApiConfig {
   return {
-    host: env.HOST?.trim() || "127.0.0.1",
-    port: envInt(env, "PORT", 3000, { min: 0, max: 65_535 }),
+    ...listenAddress(env),
     publicUrl: publicUrl(env),
     logLevel: logLevel(env),
     bodyLimitBytes: envInt(env, "BOSUN_BODY_LIMIT_BYTES", 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),

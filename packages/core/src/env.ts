@@ -66,14 +66,18 @@ export function envUrl(env: NodeJS.ProcessEnv, name: string, protocols: string[]
   return raw.trim().replace(/\/+$/, "");
 }
 
+/** Where the API listens: `HOST` (`127.0.0.1`) and `PORT` (3000). */
+export function listenAddress(env: NodeJS.ProcessEnv = process.env): { host: string; port: number } {
+  return { host: env.HOST?.trim() || "127.0.0.1", port: envInt(env, "PORT", 3000, { min: 0, max: 65_535 }) };
+}
+
 /**
  * The URL people reach Bosun at (`BOSUN_PUBLIC_URL`): used in links (budget alert emails,
  * the start banner) and for the session cookie's Secure flag. Default: where the API
- * listens (`HOST`, `PORT`), `localhost` for `0.0.0.0`.
+ * listens, `localhost` for `0.0.0.0`.
  */
 export function publicUrl(env: NodeJS.ProcessEnv = process.env): string {
-  const host = env.HOST?.trim() || "127.0.0.1";
-  const port = envInt(env, "PORT", 3000, { min: 0, max: 65_535 });
+  const { host, port } = listenAddress(env);
   return envUrl(env, "BOSUN_PUBLIC_URL", ["http:", "https:"]) ?? `http://${host === "0.0.0.0" ? "localhost" : host}:${port}`;
 }
 
