@@ -46,6 +46,22 @@ describe("errors and request ids", () => {
     expect(p.requestId).toBe(res.headers["x-request-id"]);
   });
 
+  it("names a missing field as required, in the body, the query and the YAML of a descriptor alike", async () => {
+    const body = problem(await t.app.inject({ method: "POST", url: "/v1/tasks", headers: acme.auth, payload: { domain: "ops/x" } }));
+    expect(body.code).toBe("VALIDATION");
+    expect(body.errors).toContainEqual({ path: "title", message: "required" });
+    const query = problem(await t.app.inject({ url: "/v1/costs/export.csv?from=2026-11-01", headers: acme.auth }));
+    expect(query.errors).toEqual([{ path: "query.to", message: "required" }]);
+    expect(query.detail).toBe("request querystring is invalid: query.to: required");
+    const yaml = problem(
+      await t.app.inject({ method: "PUT", url: "/v1/agents/no-model", headers: { ...acme.auth, "content-type": "application/yaml" }, payload: "apiVersion: agent.os/v1\nkind: Agent\nmetadata:\n  name: no-model\n  owner: ops\nspec:\n  domains: [ops/*]\n" }),
+    );
+    expect(yaml.errors).toContainEqual({ path: "spec.model", message: "required" });
+    // A present value of the wrong type still says what was expected.
+    const wrong = problem(await t.app.inject({ method: "POST", url: "/v1/tasks", headers: acme.auth, payload: { title: 7, domain: "ops/x" } }));
+    expect(wrong.errors).toContainEqual({ path: "title", message: "Invalid input: expected string, received number" });
+  });
+
   it("keeps a caller's x-request-id and replaces an unsafe one", async () => {
     const kept = await t.app.inject({ url: "/v1/me", headers: { ...acme.auth, "x-request-id": "trace-123" } });
     expect(kept.headers["x-request-id"]).toBe("trace-123");

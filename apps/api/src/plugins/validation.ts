@@ -1,4 +1,4 @@
-import { fieldIssues } from "@bosun/core";
+import { fieldIssues, missingIsRequired } from "@bosun/core";
 import type { FastifyInstance } from "fastify";
 import fastJson from "fast-json-stringify";
 import { z } from "zod";
@@ -17,7 +17,7 @@ export function registerValidation(app: FastifyInstance) {
   app.setValidatorCompiler(({ schema }) => {
     const s = schema as z.ZodType;
     return (data: unknown) => {
-      const r = s.safeParse(data);
+      const r = s.safeParse(data, { error: missingIsRequired });
       return r.success ? { value: r.data } : { error: new RequestValidationError(fieldIssues(r.error)) };
     };
   });
@@ -26,3 +26,4 @@ export function registerValidation(app: FastifyInstance) {
     return fastJson(json as Parameters<typeof fastJson>[0]);
   });
 }
+

@@ -6,6 +6,15 @@ import { parse as parseYaml, YAMLParseError } from "yaml";
 import { AppError } from "../errors";
 import { countTokens, SOUL_MAX_TOKENS } from "../memory/tokens";
 
+/**
+ * For safeParse's `error` option: a field that is absent says so (`title: required`) rather
+ * than zod's "Invalid input: expected string, received undefined". A schema's own messages
+ * still come first. Every parse whose issues reach a client or a model uses it.
+ */
+export function missingIsRequired(issue: z.core.$ZodRawIssue): string | undefined {
+  return issue.code === "invalid_type" && issue.input === undefined ? "required" : undefined;
+}
+
 /** Zod issues as `{ path, message }` with dotted paths (`spec.drives.0.name`). */
 export function fieldIssues(error: z.ZodError): FieldIssue[] {
   return error.issues.map((i) => {
@@ -43,7 +52,7 @@ export function parseYamlBody(text: string): unknown {
 }
 
 export function validateDescriptor(input: unknown): AgentDescriptor {
-  const r = descriptorSchema.safeParse(input);
+  const r = descriptorSchema.safeParse(input, { error: missingIsRequired });
   if (!r.success) {
     const errors = fieldIssues(r.error);
     throw new AppError("VALIDATION", `the descriptor is invalid: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`, errors);

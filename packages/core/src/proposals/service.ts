@@ -11,7 +11,7 @@ import { type Database, repo, type Tx, withSystem, withTenant } from "@bosun/db"
 import { type Jobs, wakeKey } from "@bosun/jobs";
 import { type Actor, agentActor, requireScope, systemActor } from "../actor";
 import type { AgentService } from "../agents/service";
-import { fieldIssues } from "../agents/descriptor";
+import { fieldIssues, missingIsRequired } from "../agents/descriptor";
 import { audit } from "../audit";
 import { AppError, conflict, forbidden, notFound, validation } from "../errors";
 import { type IdempotencyRequest, runCreate } from "../idempotency";
@@ -252,7 +252,7 @@ export const proposalService = (deps: {
   }
 
   function parseCreate(input: unknown) {
-    const r = createProposalBodySchema.safeParse(input);
+    const r = createProposalBodySchema.safeParse(input, { error: missingIsRequired });
     if (!r.success) {
       const errors = fieldIssues(r.error);
       throw validation(`the proposal is invalid: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`, errors);

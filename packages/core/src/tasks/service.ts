@@ -9,7 +9,7 @@ import {
 import { type Database, queryBatch, repo, type Tx, withSystem, withTenant } from "@bosun/db";
 import { type Jobs, wakeKey } from "@bosun/jobs";
 import { type Actor, agentActor, requireScope, systemActor } from "../actor";
-import { fieldIssues } from "../agents/descriptor";
+import { fieldIssues, missingIsRequired } from "../agents/descriptor";
 import { atCommitClient, audit, deferWrite } from "../audit";
 import { AppError, conflict, forbidden, notFound, validation } from "../errors";
 import { type IdempotencyRequest, runCreate } from "../idempotency";
@@ -747,7 +747,7 @@ export const taskService = (deps: { database: Database; jobs: Pick<Jobs, "enqueu
       tx: Tx,
       p: { tenantId: string; byAgentId: string; title: string; body?: string | undefined; assignee?: string | undefined; domain?: string | undefined; priority?: number | undefined },
     ) {
-      const r = createTaskBodySchema.safeParse({ title: p.title, body: p.body, assignee: p.assignee, domain: p.domain, priority: p.priority });
+      const r = createTaskBodySchema.safeParse({ title: p.title, body: p.body, assignee: p.assignee, domain: p.domain, priority: p.priority }, { error: missingIsRequired });
       if (!r.success) {
         const errors = fieldIssues(r.error);
         throw validation(`the task is invalid: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`, errors);
