@@ -57,6 +57,9 @@ describe("errors and request ids", () => {
       await t.app.inject({ method: "PUT", url: "/v1/agents/no-model", headers: { ...acme.auth, "content-type": "application/yaml" }, payload: "apiVersion: agent.os/v1\nkind: Agent\nmetadata:\n  name: no-model\n  owner: ops\nspec:\n  domains: [ops/*]\n" }),
     );
     expect(yaml.errors).toContainEqual({ path: "spec.model", message: "required" });
+    // A missing choice lists the values it may take.
+    const choice = problem(await t.app.inject({ method: "POST", url: "/v1/budgets", headers: acme.auth, payload: { scope: "tenant", metric: "usd", limit: 5 } }));
+    expect(choice.errors).toContainEqual({ path: "window", message: 'required: one of "invocation", "hour", "day", "month"' });
     // A present value of the wrong type still says what was expected.
     const wrong = problem(await t.app.inject({ method: "POST", url: "/v1/tasks", headers: acme.auth, payload: { title: 7, domain: "ops/x" } }));
     expect(wrong.errors).toContainEqual({ path: "title", message: "Invalid input: expected string, received number" });

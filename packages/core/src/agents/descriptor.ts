@@ -7,12 +7,16 @@ import { AppError } from "../errors";
 import { countTokens, SOUL_MAX_TOKENS } from "../memory/tokens";
 
 /**
- * For safeParse's `error` option: a field that is absent says so (`title: required`) rather
- * than zod's "Invalid input: expected string, received undefined". A schema's own messages
- * still come first. Every parse whose issues reach a client or a model uses it.
+ * For safeParse's `error` option: a field that is absent says so (`title: required`, `window:
+ * required: one of "hour", "day"`) rather than zod's "Invalid input: expected string,
+ * received undefined". A schema's own messages still come first. Every parse whose issues
+ * reach a client or a model uses it.
  */
 export function missingIsRequired(issue: z.core.$ZodRawIssue): string | undefined {
-  return issue.code === "invalid_type" && issue.input === undefined ? "required" : undefined;
+  if (issue.input !== undefined) return undefined;
+  if (issue.code === "invalid_type" || issue.code === "invalid_union") return "required";
+  if (issue.code === "invalid_value") return `required: ${issue.values.length === 1 ? "" : "one of "}${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+  return undefined;
 }
 
 /** Zod issues as `{ path, message }` with dotted paths (`spec.drives.0.name`). */
