@@ -206,7 +206,7 @@ try {
       await rawWorker.stop({ graceful: false, timeout: 1000 });
       await sender.stop({ graceful: false, timeout: 1000 });
     };
-    return { rawWorker, send, stop };
+    return { queue, rawWorker, send, stop };
   }
   async function rawBatched(queue: string) {
     const { rawWorker, send, stop } = await queueWithSender(queue, false);
@@ -227,8 +227,8 @@ try {
     return secs;
   }
   /** The like-for-like pass on `q` (queueWithSender's, made and stopped by the caller). */
-  async function rawOneByOne(queue: string, q: Awaited<ReturnType<typeof queueWithSender>>) {
-    const { rawWorker, send } = q;
+  async function rawOneByOne(q: Awaited<ReturnType<typeof queueWithSender>>) {
+    const { queue, rawWorker, send } = q;
     let rawDone = 0;
     const loop = async () => {
       while (rawDone < TASKS) {
@@ -266,13 +266,15 @@ try {
   const walSince = async (from: string) =>
     Number((await database.pool.query<{ n: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint AS n`, [from])).rows[0]!.n);
   const rawSecs = await rawBatched("bench.raw");
-  /** The like-for-like baseline with its CPU time and WAL. */
-  // Its queue and its two pg-boss instances are made before and stopped after what is
-  // measured, as the path's worker is: their start and stop are not a job's cost.
+  /**
+   * The like-for-like baseline with its CPU time and WAL. Its queue and its two pg-boss
+   * instances are made before and stopped after what is measured, as the path's worker is:
+   * their start and stop are not a job's cost.
+   */
   const rawSame = async (queue: string) => {
     const q = await queueWithSender(queue, true);
     try {
-      return await measured(() => rawOneByOne(queue, q));
+      return await measured(() => rawOneByOne(q));
     } finally {
       await q.stop();
     }
