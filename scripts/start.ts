@@ -68,6 +68,7 @@ const worker = await startWorker({
   concurrency: workerConfig.concurrency,
   rollupMs: workerConfig.rollupMs,
   publicUrl: config.publicUrl,
+  smtpUrl: workerConfig.smtpUrl,
 });
 
 const credentialsFile = path.join(dataDir, "bootstrap.json");

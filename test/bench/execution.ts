@@ -584,17 +584,18 @@ try {
   // when the machine is busy.
   if (!Number.isNaN(first.busy)) {
     const cpuRatios = rounds.map((r) => r.cpuRatio);
+    // Medians of the passes: the machine's CPU time and this process's.
+    const pathWhole = { busy: median(paths.map((p) => p.busy)), node: median(paths.map((p) => p.node)) };
+    const rawWhole = { busy: rawSameBusy, node: median(raws.map((r) => r.node)) };
     console.log(
-      `CPU time, whole machine: ${(median(paths.map((p) => p.busy)) / TASKS).toFixed(2)} ms per task (one tenant), like-for-like pg-boss ${(rawSameBusy / TASKS).toFixed(2)} ms per job ` +
+      `CPU time, whole machine: ${(pathWhole.busy / TASKS).toFixed(2)} ms per task (one tenant), like-for-like pg-boss ${(rawWhole.busy / TASKS).toFixed(2)} ms per job ` +
         `(ratio ${median(cpuRatios).toFixed(2)}, by pass: ${list(cpuRatios, (x) => x.toFixed(2))})`,
     );
-    console.log(`  of which this Node process (the clients on both sides): ${(median(paths.map((p) => p.node)) / TASKS).toFixed(2)} ms per task, ${(median(raws.map((r) => r.node)) / TASKS).toFixed(2)} ms per job`);
+    console.log(`  of which this Node process (the clients on both sides): ${(pathWhole.node / TASKS).toFixed(2)} ms per task, ${(rawWhole.node / TASKS).toFixed(2)} ms per job`);
     // The two halves apart (1c): the consuming half is the pass's CPU time less the producing half's.
     const half = (task: string, t: { busy: number; node: number }, job: string, j: { busy: number; node: number }) =>
       `${task} ${(t.busy / TASKS).toFixed(2)} ms per task (Node ${(t.node / TASKS).toFixed(2)}), ${job} ${(j.busy / TASKS).toFixed(2)} ms per job (Node ${(j.node / TASKS).toFixed(2)}): ratio ${(j.busy / t.busy).toFixed(2)}`;
     const rest = (whole: { busy: number; node: number }, producing: { busy: number; node: number }) => ({ busy: whole.busy - producing.busy, node: whole.node - producing.node });
-    const pathWhole = { busy: median(paths.map((p) => p.busy)), node: median(paths.map((p) => p.node)) };
-    const rawWhole = { busy: rawSameBusy, node: median(raws.map((r) => r.node)) };
     console.log(`  producing half: ${half("creates alone", createsAlone, "sends alone", sendsAlone)}`);
     console.log(`  consuming half: ${half("wake to done", rest(pathWhole, createsAlone), "fetch and complete", rest(rawWhole, sendsAlone))}`);
     // How busy the machine was in each pass. A pass that left it idle waited on something

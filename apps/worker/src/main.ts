@@ -27,6 +27,7 @@ const worker = await startWorker({
   concurrency: config.concurrency,
   rollupMs: config.rollupMs,
   publicUrl: config.publicUrl,
+  smtpUrl: config.smtpUrl,
 });
 
 let stopping = false;

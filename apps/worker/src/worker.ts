@@ -44,6 +44,8 @@ export interface WorkerOptions {
    * alerts are then kept and listed over the API, not mailed).
    */
   mailer?: Mailer | null;
+  /** The SMTP server's URL when `mailer` is not given (default SMTP_URL; loadWorkerConfig checks it). */
+  smtpUrl?: string | undefined;
   /** The console's URL, for links in alert emails (default BOSUN_PUBLIC_URL, else http://HOST:PORT). */
   publicUrl?: string;
   /** Model providers for dream cycles (default: the real ones, by agent model spec). */
@@ -75,7 +77,8 @@ export const workerId = () => `${hostname()}:${process.pid}:${Math.random().toSt
  */
 export async function startWorker(opts: WorkerOptions): Promise<Worker> {
   const { jobs, services, logger, runtime } = opts;
-  const mailer = opts.mailer !== undefined ? opts.mailer : process.env.SMTP_URL ? smtpMailer(process.env.SMTP_URL) : null;
+  const smtpUrl = opts.smtpUrl ?? process.env.SMTP_URL;
+  const mailer = opts.mailer !== undefined ? opts.mailer : smtpUrl ? smtpMailer(smtpUrl) : null;
   if (!mailer) {
     logger.warn("SMTP_URL is not set: budget alerts are kept and listed at GET /v1/alerts but not emailed; set SMTP_URL (e.g. smtp://localhost:1025 for Mailpit)");
   }
@@ -89,7 +92,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     // A mailer passed in (tests, embedding) has no URL to describe: configured, host unknown.
     smtp:
       opts.mailer === undefined
-        ? smtpCapability(process.env.SMTP_URL, mailFrom)
+        ? smtpCapability(smtpUrl, mailFrom)
         : { configured: opts.mailer !== null, host: null, port: null, secure: null, from: opts.mailer ? mailFrom : null },
     providers: providerCapabilities(process.env),
   };
